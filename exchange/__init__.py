@@ -1,0 +1,1 @@
+"""Audience Exchange: share audiences between producer and consumer endpoints."""
