@@ -1,0 +1,1 @@
+"""HTTP API: one flask-smorest blueprint per resource, all under ``/v1``."""

@@ -1,0 +1,64 @@
+"""The application factory: the only place where the Flask app is assembled."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from flask_smorest import Api
+
+from .config import Config
+from .runtime import Runtime
+
+API_TITLE = "Audience Exchange"
+API_VERSION = "1.0.0"
+API_DESCRIPTION = (
+    "Producer endpoints (CRMs, CDPs, warehouses) and consumer endpoints (ad platforms, messaging and BI "
+    "tools) register once, then share audiences - CSV files of personal identifiers - by PUSH or PULL. "
+    "Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem documents."
+)
+
+
+def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
+               start_background: bool = False) -> Flask:
+    config = config or (runtime.config if runtime else Config.from_env())
+    runtime = runtime or Runtime(config)
+    logging.basicConfig(level=config.log_level)
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        TESTING=config.testing,
+        API_TITLE=API_TITLE,
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "info": {"description": API_DESCRIPTION},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+        },
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.session_cookie_secure,
+        MAX_CONTENT_LENGTH=config.max_upload_bytes,
+    )
+    app.extensions["exchange"] = runtime
+
+    from .api import endpoints, keys, middleware, ops, problems
+
+    # one Api per app: tests build many apps and each needs its own OpenAPI document
+    api = Api(app)
+
+    for module in (ops, keys, endpoints):
+        api.register_blueprint(module.blp)
+    problems.register(app)
+    middleware.register(app)
+
+    if start_background:
+        runtime.start_background()
+    return app
+

@@ -1,0 +1,1 @@
+"""Endpoint registry, audience metadata gathering and search."""

@@ -1,0 +1,109 @@
+"""The ``exchange`` command: database migrations, accounts, the server, workers and the demo."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .config import Config
+
+
+@click.group()
+def main() -> None:
+    """Audience Exchange: share audiences between producer and consumer endpoints."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the migrations to EXCHANGE_DATABASE_URL."""
+    from .db import upgrade
+
+    cfg = Config.from_env()
+    upgrade(cfg.database_url, revision)
+    click.echo(f"database at revision {revision}")
+
+
+@main.group()
+def accounts() -> None:
+    """Accounts (tenants)."""
+
+
+@accounts.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help='Print {"account_id", "api_key"}.')
+@click.option("--user-email", default=None, help="Also create a web user with this email.")
+@click.option("--user-password", default=None, help="Password of that user (min 8 characters).")
+def accounts_create(name: str, as_json: bool, user_email: str | None, user_password: str | None) -> None:
+    """Create an account and print its first API key (shown once)."""
+    from .auth.keys import create_account
+    from .auth.users import create_user
+    from .errors import ExchangeError
+    from .runtime import Runtime
+
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise click.BadParameter("NAME must be 1-200 characters.", param_hint="NAME")
+    rt = Runtime(Config.from_env())
+    try:
+        with rt.db.session() as s:
+            account, token = create_account(s, name)
+            if user_email:
+                if not user_password:
+                    raise click.BadParameter("required with --user-email", param_hint="--user-password")
+                create_user(s, account.id, user_email, user_password)
+    except ExchangeError as exc:
+        click.echo(f"error: {exc.detail} {exc.errors or ''}".strip(), err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps({"account_id": account.id, "api_key": token}))
+    else:
+        click.echo(f"account {account.id} created")
+        click.echo(f"API key (shown once): {token}")
+
+
+@accounts.command("add-user")
+@click.argument("account_id")
+@click.argument("email")
+@click.password_option()
+def accounts_add_user(account_id: str, email: str, password: str) -> None:
+    """Add a web-interface user to an account."""
+    from .auth.users import create_user
+    from .errors import ExchangeError
+    from .models import Account
+    from .runtime import Runtime
+
+    rt = Runtime(Config.from_env())
+    try:
+        with rt.db.session() as s:
+            if s.get(Account, account_id) is None:
+                raise click.BadParameter("no such account", param_hint="ACCOUNT_ID")
+            user = create_user(s, account_id, email, password)
+    except ExchangeError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(2)
+    click.echo(f"user {user.email} created")
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default EXCHANGE_HOST or 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default EXCHANGE_PORT or 8080).")
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Web processes. With the embedded executor keep 1 (jobs run in that process).")
+@click.option("--threads", default=8, show_default=True, type=int, help="Threads per web process.")
+def serve(host: str | None, port: int | None, workers: int, threads: int) -> None:
+    """Run the API and web interface with gunicorn (production server)."""
+    from .server import run_gunicorn
+
+    cfg = Config.from_env()
+    run_gunicorn(cfg, host=host or cfg.host, port=port or cfg.port, workers=workers, threads=threads)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,87 @@
+"""Settings of the exchange, read once from ``EXCHANGE_*`` environment variables.
+
+Nothing else in the package reads ``os.environ``; everything takes a :class:`Config`. Tests
+subclass it or pass overrides to :meth:`Config.from_env`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Config:
+    # --- storage ---------------------------------------------------------------------------
+    var_dir: Path = Path("var")
+    database_url: str = ""  # default: sqlite under var_dir
+    blob_url: str = ""  # default: var_dir / "blobs"; or s3://bucket/prefix
+    s3_endpoint_url: str = ""  # for S3-compatible stores (moto, MinIO)
+    # --- security --------------------------------------------------------------------------
+    secret_key: str = "dev-insecure-secret-change-me"
+    old_secret_keys: str = ""  # comma-separated keys that still decrypt (rotation)
+    allow_private_urls: bool = False
+    session_cookie_secure: bool = False
+    # --- limits ----------------------------------------------------------------------------
+    max_json_bytes: int = 1_048_576
+    max_upload_bytes: int = 5 * 1024**3
+    max_decompressed_bytes: int = 20 * 1024**3
+    rate_limit_per_minute: int = 6000
+    # --- jobs ------------------------------------------------------------------------------
+    executor: str = "thread"  # thread | celery | inline
+    workers: int = 4
+    broker_url: str = ""
+    scheduler: bool = True
+    catalog_refresh_seconds: int = 3600
+    source_wait_seconds: int = 600  # bound on a producer answering 202
+    ack_deadline_seconds: int = 86400  # PULL consumer / 202 consumer must ack within
+    retention_days: int = 30
+    http_connect_timeout: float = 5.0
+    http_read_timeout: float = 60.0
+    max_attempts: int = 5
+    # --- server ----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    log_level: str = "INFO"
+    testing: bool = False
+
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
+        env = os.environ if environ is None else environ
+        values: dict = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"EXCHANGE_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(getattr(cls, f.name, "")) if not isinstance(f.default, Path) else Path
+            if kind is bool:
+                values[f.name] = _bool(raw)
+            elif kind is int:
+                values[f.name] = int(raw)
+            elif kind is float:
+                values[f.name] = float(raw)
+            elif kind is Path:
+                values[f.name] = Path(raw)
+            else:
+                values[f.name] = raw
+        values.update(overrides)
+        cfg = cls(**values)
+        cfg.var_dir = Path(cfg.var_dir)
+        if not cfg.database_url:
+            cfg.database_url = f"sqlite:///{(cfg.var_dir / 'exchange.db').resolve()}"
+        if not cfg.blob_url:
+            cfg.blob_url = str((cfg.var_dir / "blobs").resolve())
+        return cfg
+
+    @property
+    def secret_keys(self) -> list[str]:
+        return [self.secret_key] + [k for k in self.old_secret_keys.split(",") if k.strip()]

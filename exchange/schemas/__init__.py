@@ -1,0 +1,1 @@
+"""Marshmallow schemas: the contract of the API, reused by the web interface."""
