@@ -1,0 +1,290 @@
+"""The partner adapter contract: what a plug-in declares and the few hooks it overrides.
+
+An adapter is a small class (singer-sdk / action-destinations style) that *declares* its name,
+settings schema, accepted identifiers, native modes, batch size and rate limit, and overrides
+``check``, ``prepare``, ``deliver_batch`` and ``finish``. It never loops, sleeps or retries: the
+engine-side driver (:mod:`exchange.adapters.driver`) owns batching, pacing, retries and counts.
+Each ``deliver_batch`` call sends exactly one HTTP request, so the driver's pacing is per request.
+
+Secrets: every settings field flagged ``secret`` is ``load_only`` (never dumped) and its value is
+scrubbed from every message an adapter builds and from urllib3's debug log lines (which print
+request paths, and Batch puts its API key in the path).
+"""
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import requests
+from marshmallow import RAISE, Schema, ValidationError, fields
+
+from exchange.errors import (
+    ExchangeError,
+    InvalidCredentials,
+    PermanentTransferError,
+    RetryableTransferError,
+    ValidationFailed,
+)
+
+Op = Literal["add", "remove"]
+MODES = frozenset({"add", "remove", "replace"})
+DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read: partners can be slow to index a 10k batch
+
+
+@dataclass(frozen=True)
+class SegmentContext:
+    """Where a delivery goes, as the seeds name it (resolved by the caller, see SPEC §9)."""
+
+    site_id: str  # the adapter setting ``site_id``, or the account id when unset
+    segment_id: str  # the share's destination id, or the source audience id
+    segment_name: str  # the destination audience name chosen on the share
+    job_id: str
+
+
+@dataclass
+class BatchResult:
+    """What the partner did with one batch: counts, refused rows with reasons, events to record."""
+
+    accepted: int
+    rejected: list[tuple[dict, str]] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+
+
+class AdapterSettingsSchema(Schema):
+    """Settings every adapter shares; subclasses add their own fields."""
+
+    class Meta:
+        unknown = RAISE
+
+    site_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "title": "Site id",
+            "description": "Used in partner segment ids and descriptions; defaults to the account id.",
+        },
+    )
+
+
+def secret(field_obj: fields.Field) -> fields.Field:
+    """Mark a settings field as a secret: load-only, flagged for the UI and for scrubbing."""
+    field_obj.load_only = True
+    field_obj.metadata = {**field_obj.metadata, "secret": True}
+    return field_obj
+
+
+def secret_names(schema_cls: type[Schema]) -> list[str]:
+    return [name for name, f in schema_cls().fields.items() if f.metadata.get("secret")]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds or HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def error_for_status(
+    status: int, *, detail: str, retry_after: float | None = None, auth_setting: str | None = None
+) -> ExchangeError | None:
+    """The one status → error table for partner answers (SPEC §5, partners/README.md).
+
+    Kept as a single function so it can later be swapped for the shared table in exchange.net.
+    """
+    if status < 400:
+        return None
+    if status == 401:
+        return InvalidCredentials(detail, setting=auth_setting)
+    if status in (408, 409, 423, 429) or (status >= 500 and status != 501):
+        exc: ExchangeError = RetryableTransferError(detail, retry_after=retry_after)
+    else:
+        exc = PermanentTransferError(detail)
+    # Not passed as ``status=``: that would become the status of *our* problem document.
+    exc.partner_status = status  # type: ignore[attr-defined]
+    return exc
+
+
+def is_rate_limited(exc: BaseException) -> bool:
+    return getattr(exc, "partner_status", None) == 429 or getattr(exc, "status", None) == 429
+
+
+class Adapter:
+    """Base class of partner adapters. Subclasses declare the class attributes and hooks."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    settings_schema: ClassVar[type[Schema]] = AdapterSettingsSchema
+    identifiers: ClassVar[tuple[str, ...]] = ()
+    native_modes: ClassVar[frozenset[str]] = frozenset({"add", "remove"})
+    batch_size: ClassVar[int] = 1000
+    rate_limit: ClassVar[float] = 10.0  # requests per second
+    concurrency: ClassVar[int] = 1  # requests in flight at once, within rate_limit
+    requires_snapshot: ClassVar[bool] = True  # replace = adds + removes computed from snapshots
+    auth_setting: ClassVar[str] = ""  # the setting blamed when the partner answers 401
+    base_url_default: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        settings: dict,
+        context: SegmentContext,
+        session: requests.Session,
+        base_url: str | None = None,
+    ) -> None:
+        self.settings = self.load_settings(settings)
+        self.context = context
+        self.session = session
+        self.base_url = (base_url or self.default_base_url()).rstrip("/")
+        _LIVE.add(self)
+
+    # -- declarations helpers -------------------------------------------------------------
+    @classmethod
+    def load_settings(cls, settings: dict) -> dict:
+        """Validate and complete settings; errors are keyed ``adapter.settings.<field>``."""
+        try:
+            return cls.settings_schema().load(settings or {})
+        except ValidationError as err:
+            messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
+            errors = {f"adapter.settings.{key}": _as_list(msgs) for key, msgs in messages.items()}
+            raise ValidationFailed(f"Invalid settings for the {cls.__name__} adapter", errors=errors) from None
+
+    def default_base_url(self) -> str:
+        return self.base_url_default
+
+    # -- hooks ----------------------------------------------------------------------------
+    def check(self) -> None:
+        """One harmless authenticated call; raise InvalidCredentials(setting=...) when refused."""
+        raise NotImplementedError
+
+    def prepare(self) -> list[str]:
+        """Run once before the first batch (e.g. create the segment idempotently); returns events."""
+        return []
+
+    def prefilter(self, row: dict[str, str]) -> str | None:
+        """A reason to reject ``row`` before it is sent, or None to send it."""
+        return None
+
+    def deliver_batch(self, op: Op, rows: list[dict[str, str]]) -> BatchResult:
+        """Send one batch in one request. Raise the error tree's transfer errors on failure."""
+        raise NotImplementedError
+
+    def finish(self) -> list[str]:
+        """Run once after the last batch; returns events to record (e.g. partner-side counts)."""
+        return []
+
+    # -- helpers for subclasses -----------------------------------------------------------
+    def secret_values(self) -> list[str]:
+        """Every string that must never appear in a message or a log line."""
+        values: list[str] = []
+        for name in secret_names(self.settings_schema):
+            value = self.settings.get(name)
+            if not value:
+                continue
+            values.append(str(value))
+            parts = urlsplit(str(value))
+            # A URL that is a credential (Equals) leaks through its path in urllib3's log line.
+            if parts.scheme and len(parts.path) > 1:
+                values.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+        return values
+
+    def scrub(self, text: str) -> str:
+        for value in sorted(self.secret_values(), key=len, reverse=True):
+            if len(value) >= 4:
+                text = text.replace(value, "***")
+        return text
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        auth_setting: str | None = None,
+        ok: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one request; map transport failures and error statuses through the one table.
+
+        ``what`` names the operation for messages (never the URL: it can hold a secret).
+        Statuses listed in ``ok`` are returned to the caller instead of raising.
+        """
+        kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as err:
+            # The exception text carries the URL: report only its kind.
+            raise RetryableTransferError(f"{self.title}: {what} failed ({type(err).__name__})") from None
+        except requests.RequestException as err:
+            raise PermanentTransferError(f"{self.title}: {what} failed ({type(err).__name__})") from None
+        if response.status_code in ok:
+            return response
+        detail = f"{self.title}: {what} answered HTTP {response.status_code}"
+        partner_message = self.partner_message(response)
+        if partner_message:
+            detail += f": {partner_message}"
+        exc = error_for_status(
+            response.status_code,
+            detail=self.scrub(detail),
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            auth_setting=auth_setting or self.auth_setting,
+        )
+        if exc is not None:
+            raise exc
+        return response
+
+    def partner_message(self, response: requests.Response) -> str:
+        """The partner's own error text, shortened; subclasses know their error body shape."""
+        return _short(response.text)
+
+    def credentials_error(self, detail: str, setting: str | None = None) -> InvalidCredentials:
+        setting = setting or self.auth_setting
+        return InvalidCredentials(self.scrub(f"{detail} (check the setting '{setting}')"), setting=setting)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _as_list(messages: Any) -> list:
+    return messages if isinstance(messages, list) else [messages]
+
+
+# Adapters alive in this process: the log filter below scrubs their secrets.
+_LIVE: weakref.WeakSet[Adapter] = weakref.WeakSet()
+
+
+class SecretScrubbingFilter(logging.Filter):
+    """Scrubs live adapters' secrets from log records (urllib3 logs full request paths)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        adapters = list(_LIVE)
+        if not adapters:
+            return True
+        message = record.getMessage()
+        scrubbed = message
+        for adapter in adapters:
+            scrubbed = adapter.scrub(scrubbed)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+_FILTER = SecretScrubbingFilter()
+for _logger_name in ("urllib3.connectionpool", "exchange.adapters"):
+    logging.getLogger(_logger_name).addFilter(_FILTER)

@@ -1,0 +1,260 @@
+"""The engine-side delivery loop for partner adapters (the template method around the hooks).
+
+``deliver`` owns everything an adapter must not: prefiltering rows, cutting batches of the
+adapter's ``batch_size``, pacing requests to its ``rate_limit`` with a token bucket, keeping up to
+``concurrency`` requests in flight, retrying transient failures with exponential backoff and
+jitter, waiting out 429s, and calling ``prepare`` first and ``finish`` last.
+
+Rate-limit answers (429) are *waits*, not failures (SPEC §15.3): they emit
+"waiting for rate limit until <ISO time>", do not use up the attempt budget, and are bounded in
+total by ``max_wait``. Credentials and other permanent errors fail fast.
+
+Modes: the driver only sends adds and removes. For ``replace`` on a partner that cannot replace
+natively (every adapter here: ``requires_snapshot``), and for delta syncs, the caller computes
+adds and removes from the share's snapshot and passes them in; the driver never sees snapshots.
+Adds are delivered before removes, so a delivery cut short leaves a superset, which the next run
+(computed from the unchanged snapshot) corrects.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from exchange.adapters.base import Adapter, BatchResult, Op, is_rate_limited
+from exchange.errors import InvalidCredentials, RetryableTransferError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 60.0
+MAX_WAIT = 900.0  # total seconds of rate-limit waits one delivery may spend before giving up
+_SLICE = 1.0  # long waits are cut into slices so cancellation is noticed
+
+
+@dataclass
+class DeliveryReport:
+    accepted: int = 0
+    added: int = 0
+    removed: int = 0
+    rejected: list[tuple[dict, str]] = field(default_factory=list)
+    requests: int = 0  # deliver_batch attempts, i.e. HTTP requests for rows
+    retries: int = 0  # attempts repeated after a transient failure (rate-limit waits excluded)
+    waited_seconds: float = 0.0  # time spent waiting on 429s
+    backoff_seconds: float = 0.0  # time spent backing off before retries
+    cancelled: bool = False
+
+
+class _Stopped(Exception):
+    """Internal: the delivery was cancelled or another worker failed."""
+
+
+class TokenBucket:
+    """Paces calls to ``rate`` per second with a burst of ``capacity``; thread-safe.
+
+    Callers reserve a token under the lock (the count may go negative) and sleep outside it, so
+    concurrent workers queue fairly. ``pause`` holds everyone back after a 429.
+    """
+
+    def __init__(self, rate: float, *, clock: Callable[[], float], capacity: float = 1.0) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.clock = clock
+        self.tokens = capacity
+        self.updated = clock()
+        self.paused_until = 0.0
+        self.lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Take a token; returns how long the caller must sleep before using it."""
+        with self.lock:
+            now = self.clock()
+            if self.rate > 0:
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            self.tokens -= 1
+            delay = 0.0 if self.rate <= 0 or self.tokens >= 0 else -self.tokens / self.rate
+            return max(delay, self.paused_until - now)
+
+    def pause(self, seconds: float) -> None:
+        with self.lock:
+            now = self.clock()
+            self.paused_until = max(self.paused_until, now + seconds)
+            # No burst right after the pause: the partner just told us we were too fast.
+            self.tokens, self.updated = min(self.tokens, 0.0), self.paused_until
+
+
+def deliver(
+    adapter: Adapter,
+    *,
+    adds: Iterable[dict],
+    removes: Iterable[dict],
+    on_event: Callable[[str], None],
+    cancel_check: Callable[[], bool] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    max_attempts: int = 5,
+    max_wait: float = MAX_WAIT,
+    rng: Callable[[], float] = random.random,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> DeliveryReport:
+    """Deliver ``adds`` then ``removes`` through ``adapter``; see the module docstring."""
+    return _Delivery(adapter, on_event, cancel_check, sleep, clock, max_attempts, max_wait, rng, now).run(
+        adds, removes
+    )
+
+
+class _Delivery:
+    def __init__(self, adapter, on_event, cancel_check, sleep, clock, max_attempts, max_wait, rng, now):
+        self.adapter: Adapter = adapter
+        self._on_event = on_event
+        self.cancel_check = cancel_check or (lambda: False)
+        self.sleep, self.clock, self.rng, self.now = sleep, clock, rng, now
+        self.max_attempts, self.max_wait = max(1, max_attempts), max_wait
+        self.bucket = TokenBucket(adapter.rate_limit, clock=clock)
+        self.report = DeliveryReport()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    # -- public flow ----------------------------------------------------------------------
+    def run(self, adds: Iterable[dict], removes: Iterable[dict]) -> DeliveryReport:
+        try:
+            for event in self._call(self.adapter.prepare, "prepare"):
+                self.emit(event)
+            for op, rows in (("add", adds), ("remove", removes)):
+                self._run_op(op, rows)
+            for event in self._call(self.adapter.finish, "finish"):
+                self.emit(event)
+        except _Stopped:
+            self.report.cancelled = True
+            self.emit("delivery cancelled")
+        return self.report
+
+    def emit(self, event: str) -> None:
+        event = self.adapter.scrub(event)
+        with self.lock:
+            log.info("%s: %s", self.adapter.name, event)
+            self._on_event(event)
+
+    # -- batching -------------------------------------------------------------------------
+    def _run_op(self, op: Op, rows: Iterable[dict]) -> None:
+        batches = _chunks(self._prefiltered(rows), self.adapter.batch_size)
+        if self.adapter.concurrency <= 1:
+            for batch in batches:
+                self._merge(op, self._call(lambda b=batch: self.adapter.deliver_batch(op, b), op))
+            return
+        with ThreadPoolExecutor(self.adapter.concurrency, thread_name_prefix=f"deliver-{op}") as pool:
+            pending: set[Future] = set()
+            try:
+                for batch in batches:
+                    while len(pending) >= self.adapter.concurrency:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            self._merge(op, future.result())
+                    pending.add(pool.submit(self._call, lambda b=batch: self.adapter.deliver_batch(op, b), op))
+                for future in pending:
+                    self._merge(op, future.result())
+            except BaseException:
+                self.stop.set()  # other workers give up at their next step
+                raise
+
+    def _prefiltered(self, rows: Iterable[dict]) -> Iterator[dict]:
+        for row in rows:
+            reason = self.adapter.prefilter(row)
+            if reason is None:
+                yield row
+            else:
+                self.report.rejected.append((row, reason))
+
+    def _merge(self, op: Op, result: BatchResult) -> None:
+        self.report.accepted += result.accepted
+        if op == "add":
+            self.report.added += result.accepted
+        else:
+            self.report.removed += result.accepted
+        self.report.rejected.extend(result.rejected)
+        for event in result.events:
+            self.emit(event)
+
+    # -- one call with pacing, retries and waits ------------------------------------------
+    def _call(self, fn: Callable[[], T], what: str) -> T:
+        attempt, rate_waits = 0, 0
+        is_batch = what in ("add", "remove")
+        while True:
+            self._checkpoint()
+            self._sleep(self.bucket.reserve())
+            if is_batch:
+                with self.lock:
+                    self.report.requests += 1
+            try:
+                return fn()
+            except InvalidCredentials as exc:
+                raise self._credentials(exc) from None
+            except RetryableTransferError as exc:
+                if is_rate_limited(exc):
+                    rate_waits += 1
+                    delay = exc.retry_after if exc.retry_after is not None else self._backoff(rate_waits)
+                    self._rate_wait(delay, exc)
+                    continue
+                attempt += 1
+                if attempt >= self.max_attempts:
+                    raise RetryableTransferError(
+                        f"{exc.detail} (gave up after {attempt} attempts)", retry_after=exc.retry_after
+                    ) from None
+                delay = max(exc.retry_after or 0.0, self._backoff(attempt))
+                with self.lock:
+                    self.report.retries += 1
+                    self.report.backoff_seconds += delay
+                self.emit(f"{exc.detail}; retrying in {delay:.1f}s (attempt {attempt + 1} of {self.max_attempts})")
+                self._sleep(delay)
+
+    def _rate_wait(self, delay: float, exc: RetryableTransferError) -> None:
+        with self.lock:
+            if self.report.waited_seconds + delay > self.max_wait:
+                raise RetryableTransferError(
+                    f"{self.adapter.title} kept answering 429: rate-limit waits would exceed "
+                    f"{self.max_wait:.0f}s in total",
+                    retry_after=delay,
+                ) from None
+            self.report.waited_seconds += delay
+        until = (self.now() + timedelta(seconds=delay)).isoformat(timespec="seconds").replace("+00:00", "Z")
+        self.emit(f"waiting for rate limit until {until} ({self.adapter.title} answered 429)")
+        self.bucket.pause(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        # Equal jitter: half fixed, half random, so retries spread out but still grow.
+        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+        return ceiling / 2 + ceiling / 2 * self.rng()
+
+    def _sleep(self, seconds: float) -> None:
+        while seconds > 0:
+            self._checkpoint()
+            step = min(seconds, _SLICE)
+            self.sleep(step)
+            seconds -= step
+
+    def _checkpoint(self) -> None:
+        if self.stop.is_set():
+            raise _Stopped
+        if self.cancel_check():
+            self.stop.set()
+            raise _Stopped
+
+    def _credentials(self, exc: InvalidCredentials) -> InvalidCredentials:
+        setting = exc.setting or self.adapter.auth_setting
+        detail = exc.detail if setting and setting in exc.detail else f"{exc.detail} (check the setting '{setting}')"
+        return InvalidCredentials(self.adapter.scrub(detail), setting=setting)
+
+
+def _chunks(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, max(1, size))):
+        yield batch

@@ -1,0 +1,1 @@
+"""Tests of the partner adapters, their driver and their registry."""
