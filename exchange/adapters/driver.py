@@ -60,36 +60,31 @@ class _Stopped(Exception):
 class TokenBucket:
     """Paces calls to ``rate`` per second with a burst of ``capacity``; thread-safe.
 
-    Callers reserve a token under the lock (the count may go negative) and sleep outside it, so
-    concurrent workers queue fairly. ``pause`` holds everyone back after a 429.
+    Kept as a theoretical-arrival-time schedule (GCRA, the token bucket's equivalent): each caller
+    reserves the next free slot under the lock and sleeps outside it, so concurrent workers queue
+    fairly. ``pause`` (after a 429) pushes every later slot past the pause, with no burst after it.
     """
 
     def __init__(self, rate: float, *, clock: Callable[[], float], capacity: float = 1.0) -> None:
-        self.rate = rate
-        self.capacity = capacity
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.capacity = max(1.0, capacity)
         self.clock = clock
-        self.tokens = capacity
-        self.updated = clock()
+        self.next_slot = clock()
         self.paused_until = 0.0
         self.lock = threading.Lock()
 
     def reserve(self) -> float:
-        """Take a token; returns how long the caller must sleep before using it."""
+        """Take the next slot; returns how long the caller must sleep before using it."""
         with self.lock:
             now = self.clock()
-            if self.rate > 0:
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            self.tokens -= 1
-            delay = 0.0 if self.rate <= 0 or self.tokens >= 0 else -self.tokens / self.rate
-            return max(delay, self.paused_until - now)
+            burst = (self.capacity - 1) * self.interval
+            start = max(now, self.paused_until, self.next_slot - burst)
+            self.next_slot = max(self.next_slot, start) + self.interval
+            return start - now
 
     def pause(self, seconds: float) -> None:
         with self.lock:
-            now = self.clock()
-            self.paused_until = max(self.paused_until, now + seconds)
-            # No burst right after the pause: the partner just told us we were too fast.
-            self.tokens, self.updated = min(self.tokens, 0.0), self.paused_until
+            self.paused_until = max(self.paused_until, self.clock() + seconds)
 
 
 def deliver(

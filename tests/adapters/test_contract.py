@@ -166,3 +166,24 @@ def test_secrets_absent_from_events_messages_and_logs(h: Harness, caplog):
     assert "HTTP" in caplog.text or h.events  # the logs did capture the traffic
     for value in secrets:
         assert value not in text
+
+
+def test_replace_as_adds_and_removes_from_snapshot(h: Harness):
+    before, after = h.rows(0, 20), h.rows(10, 30)
+    h.deliver(adds=before)
+    old, new = h.keys(before), h.keys(after)
+    # What the engine computes from the snapshot for a partner without native replace.
+    adds = [r for r in after if h.kit.key(r) not in old]
+    removes = [r for r in before if h.kit.key(r) not in new]
+    report = h.deliver(adds=adds, removes=removes)
+    assert (report.added, report.removed) == (10, 10)
+    assert h.members() == new
+
+
+def test_delta_run_sends_only_changes(h: Harness):
+    h.deliver(adds=h.rows(0, 12))
+    first = len(h.fake.requests)
+    report = h.deliver(adds=h.rows(12, 14), removes=h.rows(0, 1))
+    assert (report.added, report.removed) == (2, 1)
+    assert sum(h.kit.rows_in(rec) or 0 for rec in h.fake.requests[first:]) == 3
+    assert h.members() == h.keys(h.rows(1, 14))

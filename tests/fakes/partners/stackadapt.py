@@ -87,70 +87,82 @@ class FakeStackAdapt(FakePartner):
         if len(operations) != 1:
             return self.error(400, "exactly one operation expected")
         variables = body.get("variables") or {}
-        data, errors = {}, []
+        # Like a real GraphQL server: validate the whole document first, execute nothing if invalid.
+        plan, errors = [], []
         for selection in operations[0].selection_set.selections:
             if not isinstance(selection, FieldNode):
                 continue
             name = selection.name.value
             handler = getattr(self, f"_{operations[0].operation.value}_{name}", None)
-            if handler is None:
-                errors.append({"message": f"Cannot query field '{name}'", "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}})
-                continue
-            args = {a.name.value: a.value for a in selection.arguments or ()}
             try:
-                data[(selection.alias or selection.name).value] = handler(args, variables)
+                if handler is None:
+                    raise _BadInput(f"Cannot query field '{name}'", "GRAPHQL_VALIDATION_FAILED")
+                args = {a.name.value: a.value for a in selection.arguments or ()}
+                value = self._validate(name, args, variables)
             except _BadInput as err:
                 errors.append({"message": str(err), "path": [name], "extensions": {"code": err.code}})
-        answer: dict = {"data": data or None}
+                continue
+            plan.append(((selection.alias or selection.name).value, name, handler, value))
+        if errors:
+            return json_response({"errors": errors})
+        data = {}
+        for alias, name, handler, value in plan:
+            try:
+                data[alias] = handler(value)
+            except _BadInput as err:
+                data[alias] = None
+                errors.append({"message": str(err), "path": [name], "extensions": {"code": err.code}})
+        answer: dict = {"data": data}
         if errors:
             answer["errors"] = errors
         return json_response(answer)
 
     # -- operations ----------------------------------------------------------------------
-    def _query_tokenInfo(self, args: dict, variables: dict) -> dict:
+    def _query_tokenInfo(self, value: None) -> dict:
         node = {"advertiser": {"name": f"Advertiser {self.advertiser_id}"}, "scopes": self.scopes}
         return {"scopesByAdvertiser": {"nodes": [node]}}
 
-    def _input(self, args: dict[str, ValueNode], variables: dict, spec: dict, *, enums: bool = False) -> dict:
+    def _validate(self, name: str, args: dict[str, ValueNode], variables: dict) -> dict | None:
+        """Static checks of one field's arguments against the documented input types."""
+        if name == "tokenInfo":
+            if args:
+                raise _BadInput("tokenInfo takes no arguments", "GRAPHQL_VALIDATION_FAILED")
+            return None
+        spec, mapping = INPUTS[name]
         if set(args) != {"input"}:
             raise _BadInput(f"expected exactly the argument 'input', got {sorted(args)}", "GRAPHQL_VALIDATION_FAILED")
-        if enums:
-            _require_enum_types(args["input"])
+        _require_enum_types(args["input"])
         value = value_from_ast_untyped(args["input"], variables)
         problem = check_fields(value, spec, where="input")
         if problem:
             raise _BadInput(problem, "GRAPHQL_VALIDATION_FAILED")
-        if str(value["advertiserId"]) != self.advertiser_id or "WRITE" not in self.scopes:
-            raise _BadInput("not allowed to write for this advertiser", "FORBIDDEN")
+        if mapping:
+            key, entry_spec, optional = mapping
+            for index, entry in enumerate(value[key]):
+                problem = check_fields(entry, entry_spec, optional=optional, where=f"{key}[{index}]")
+                if problem or entry["type"] not in TYPES:
+                    raise _BadInput(problem or f"{key}[{index}].type must be one of {sorted(TYPES)}",
+                                    "GRAPHQL_VALIDATION_FAILED")
         return value
 
-    def _mutation_upsertProfileMapping(self, args: dict, variables: dict) -> dict:
-        value = self._input(args, variables, {"advertiserId": ID, "mappingSchemaV2": list, "isOptedIn": bool,
-                                              "mappableType": str}, enums=True)
-        self._check_mapping(value["mappingSchemaV2"], MAPPING_V2, frozenset())
+    def _authorized(self, value: dict) -> None:
+        if str(value["advertiserId"]) != self.advertiser_id or "WRITE" not in self.scopes:
+            raise _BadInput("not allowed to write for this advertiser", "FORBIDDEN")
+
+    def _mutation_upsertProfileMapping(self, value: dict) -> dict:
+        self._authorized(value)
         with self.lock:
             self.profile_mappings.append(value)
         return {"userErrors": []}
 
-    def _mutation_upsertExternalAudienceMapping(self, args: dict, variables: dict) -> dict:
-        value = self._input(args, variables, {"advertiserId": ID, "mappingSchema": list, "mappableType": str},
-                            enums=True)
-        self._check_mapping(value["mappingSchema"], AUDIENCE_MAPPING, frozenset({"label", "isPii"}))
+    def _mutation_upsertExternalAudienceMapping(self, value: dict) -> dict:
+        self._authorized(value)
         with self.lock:
             self.audience_mappings.append(value)
         return {"userErrors": []}
 
-    @staticmethod
-    def _check_mapping(entries: list, spec: dict, optional: frozenset[str]) -> None:
-        for index, entry in enumerate(entries):
-            problem = check_fields(entry, spec, optional=optional, where=f"mappingSchema[{index}]")
-            if problem or entry["type"] not in TYPES:
-                raise _BadInput(problem or f"mappingSchema[{index}].type must be one of {sorted(TYPES)}",
-                                "GRAPHQL_VALIDATION_FAILED")
-
-    def _mutation_upsertProfiles(self, args: dict, variables: dict) -> dict:
-        value = self._input(args, variables, {"advertiserId": ID, "externalProvider": str, "syncId": str,
-                                              "profiles": str})
+    def _mutation_upsertProfiles(self, value: dict) -> dict:
+        self._authorized(value)
         if not re.fullmatch(r"[0-9a-f]{64}", value["syncId"]):
             raise _BadInput("syncId must be a SHA-256 hex digest")
         try:
@@ -178,6 +190,19 @@ class FakeStackAdapt(FakePartner):
                 else:
                     members.discard(profile["userId"])
         return {"userErrors": user_errors}
+
+
+INPUTS = {
+    "upsertProfileMapping": (
+        {"advertiserId": ID, "mappingSchemaV2": list, "isOptedIn": bool, "mappableType": str},
+        ("mappingSchemaV2", MAPPING_V2, frozenset()),
+    ),
+    "upsertExternalAudienceMapping": (
+        {"advertiserId": ID, "mappingSchema": list, "mappableType": str},
+        ("mappingSchema", AUDIENCE_MAPPING, frozenset({"label", "isPii"})),
+    ),
+    "upsertProfiles": ({"advertiserId": ID, "externalProvider": str, "syncId": str, "profiles": str}, None),
+}
 
 
 def _profile_problem(profile: object) -> str | None:

@@ -1,0 +1,56 @@
+"""The adapter registry: built-ins, entry points, descriptions and settings validation."""
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from exchange.adapters import registry
+from exchange.adapters.base import Adapter
+from exchange.errors import NotFound, ValidationFailed
+
+
+class Extra(Adapter):
+    """A third-party adapter registered through an entry point."""
+
+    name = "extra"
+    title = "Extra"
+    identifiers = ("email",)
+
+
+def test_builtins_listed_with_capabilities():
+    described = {a["name"]: a for a in registry.list_adapters()}
+    assert {"equativ", "batch", "stackadapt", "equals"} <= set(described)
+    batch = described["batch"]
+    assert batch["batch_size"] == 10_000 and batch["native_modes"] == ["add", "remove"]
+    assert batch["settings"]["properties"]["rest_api_key"] == {
+        "type": "string", "title": "REST API Key", "description": "REST API key (Settings → General).",
+        "secret": True, "writeOnly": True, "required": True}
+    assert batch["settings"]["properties"]["audience_type"]["default"] == "custom_ids"
+    assert batch["settings"]["additionalProperties"] is False
+    assert "api_key" in batch["settings"]["required"]
+
+
+def test_entry_points_are_merged(monkeypatch):
+    entry = EntryPoint("extra", f"{__name__}:Extra", registry.GROUP)
+    broken = EntryPoint("broken", "no.such.module:Thing", registry.GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [entry, broken])
+    assert registry.get_adapter("extra") is Extra
+    assert registry.get_adapter("equativ").name == "equativ"
+
+
+def test_unknown_type():
+    with pytest.raises(NotFound):
+        registry.get_adapter("nope")
+    with pytest.raises(ValidationFailed) as err:
+        registry.validate_settings("nope", {})
+    assert "adapter.type" in err.value.errors
+
+
+def test_validate_settings_applies_defaults_and_reports_fields():
+    loaded = registry.validate_settings("equativ", {"client_id": "a", "client_secret": "b", "segment_provider_id": "7"})
+    assert loaded["region"] == "eu" and loaded["profile_id_column"] == "cookie_id" and loaded["site_id"] is None
+    with pytest.raises(ValidationFailed) as err:
+        registry.validate_settings("equativ", {"client_id": "a", "region": "mars"})
+    assert set(err.value.errors) == {"adapter.settings.client_secret", "adapter.settings.segment_provider_id",
+                                     "adapter.settings.region"}
