@@ -9,6 +9,7 @@ members between audiences, and a few deliberately bad rows each (malformed email
 country code, wrong number of fields, no identifier at all) so that rejects show up in the demo.
 Everything is invented; no row describes a real person.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,19 +24,70 @@ SEED = 20240611
 HERE = Path(__file__).resolve().parent
 
 FIRST_NAMES = (
-    "Alice", "Bruno", "Chloé", "David", "Emma", "François", "Greta", "Hugo", "Inès", "Jonas", "Karin",
-    "Louis", "Maya", "Noah", "Olivia", "Pablo", "Quentin", "Rosa", "Sami", "Théo", "Ulla", "Victor",
-    "Wiebke", "Xavier", "Yasmine", "Zoé", "Léa", "Lukas", "Sofia", "Mateo", "Anna", "Oscar",
+    "Alice",
+    "Bruno",
+    "Chloé",
+    "David",
+    "Emma",
+    "François",
+    "Greta",
+    "Hugo",
+    "Inès",
+    "Jonas",
+    "Karin",
+    "Louis",
+    "Maya",
+    "Noah",
+    "Olivia",
+    "Pablo",
+    "Quentin",
+    "Rosa",
+    "Sami",
+    "Théo",
+    "Ulla",
+    "Victor",
+    "Wiebke",
+    "Xavier",
+    "Yasmine",
+    "Zoé",
+    "Léa",
+    "Lukas",
+    "Sofia",
+    "Mateo",
+    "Anna",
+    "Oscar",
 )
 LAST_NAMES = (
-    "martin", "bernard", "muller", "schmidt", "smith", "jones", "garcia", "rossi", "dubois", "weber",
-    "taylor", "lopez", "bianchi", "moreau", "fischer", "brown", "fernandez", "ricci", "laurent", "wagner",
+    "martin",
+    "bernard",
+    "muller",
+    "schmidt",
+    "smith",
+    "jones",
+    "garcia",
+    "rossi",
+    "dubois",
+    "weber",
+    "taylor",
+    "lopez",
+    "bianchi",
+    "moreau",
+    "fischer",
+    "brown",
+    "fernandez",
+    "ricci",
+    "laurent",
+    "wagner",
 )
 DOMAINS = ("example.com", "example.org", "mail.example", "example.fr", "example.de", "example.co.uk")
 # Country code, calling code, national mobile prefix and national number length (after the prefix).
 COUNTRIES = (
-    ("FR", "33", "6", 8), ("DE", "49", "151", 8), ("GB", "44", "7", 9),
-    ("US", "1", "415", 7), ("ES", "34", "6", 8), ("IT", "39", "3", 9),
+    ("FR", "33", "6", 8),
+    ("DE", "49", "151", 8),
+    ("GB", "44", "7", 9),
+    ("US", "1", "415", 7),
+    ("ES", "34", "6", 8),
+    ("IT", "39", "3", 9),
 )
 
 
@@ -53,7 +105,7 @@ def _email(rng: random.Random, index: int, first: str) -> str:
 
 def _phone(rng: random.Random, country: tuple[str, str, str, int]) -> str:
     _code, calling, prefix, digits = country
-    return f"+{calling}{prefix}{rng.randrange(10 ** (digits - 1), 10 ** digits)}"
+    return f"+{calling}{prefix}{rng.randrange(10 ** (digits - 1), 10**digits)}"
 
 
 def _maid(rng: random.Random) -> str:
@@ -68,7 +120,9 @@ def _write(path: Path, header: list[str], rows: list[list[str]], sidecar: dict) 
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.with_suffix(".json").write_text(
+        json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def _sprinkle(rng: random.Random, rows: list[list[str]], bad_rows: list[list[str]]) -> None:
@@ -84,53 +138,85 @@ def generate_demo(folder: Path, seed: int = SEED) -> list[Path]:
     for index in range(3000):
         country = rng.choice(COUNTRIES)
         first = rng.choice(FIRST_NAMES)
-        customers.append([_email(rng, index, first), _phone(rng, country), f"C{100000 + index}", first, country[0]])
+        customers.append(
+            [_email(rng, index, first), _phone(rng, country), f"C{100000 + index}", first, country[0]]
+        )
     customers[17][3] = "Anne, Marie"  # a quoted field with a comma, as real exports have
     loyal = [row[:] for row in customers]
-    _sprinkle(rng, loyal, [
-        ["jean.dupont.example.com", "+33612345678", "C900001", "Jean", "FR"],   # malformed email
-        ["paul.weber@example.de", "01511234567", "C900002", "Paul", "DE"],      # phone without country code
-        ["kim.lee@example.com", "+14155550100", "C900003", "Kim", "US", "extra"],  # wrong field count
-        ["", "", "", "Nobody", "GB"],                                           # no identifier at all
-    ])
+    _sprinkle(
+        rng,
+        loyal,
+        [
+            ["jean.dupont.example.com", "+33612345678", "C900001", "Jean", "FR"],  # malformed email
+            ["paul.weber@example.de", "01511234567", "C900002", "Paul", "DE"],  # phone without country code
+            ["kim.lee@example.com", "+14155550100", "C900003", "Kim", "US", "extra"],  # wrong field count
+            ["", "", "", "Nobody", "GB"],  # no identifier at all
+        ],
+    )
 
     newsletter = [[row[0], row[3], row[4]] for row in rng.sample(customers, 1800)]
     for index in range(3000, 6200):
         first = rng.choice(FIRST_NAMES)
         newsletter.append([_email(rng, index, first), first, rng.choice(COUNTRIES)[0]])
     rng.shuffle(newsletter)
-    _sprinkle(rng, newsletter, [
-        ["marie@@example.fr", "Marie", "FR"],
-        ["not-an-email", "Otto", "DE"],
-        ["lena.schulz@example.de", "Lena"],
-        ["", "Ghost", "ES"],
-    ])
+    _sprinkle(
+        rng,
+        newsletter,
+        [
+            ["marie@@example.fr", "Marie", "FR"],
+            ["not-an-email", "Otto", "DE"],
+            ["lena.schulz@example.de", "Lena"],
+            ["", "Ghost", "ES"],
+        ],
+    )
 
     app_users = [[_maid(rng), row[2], row[4]] for row in rng.sample(customers, 1200)]
     app_users += [[_maid(rng), "", rng.choice(COUNTRIES)[0]] for _ in range(800)]
     rng.shuffle(app_users)
-    _sprinkle(rng, app_users, [
-        ["not-a-device-id", "C100042", "FR"],
-        ["6D92078A-8246-4BA4-AE5B-76104861E7DC", "C100043"],
-        ["", "", "IT"],
-    ])
+    _sprinkle(
+        rng,
+        app_users,
+        [
+            ["not-a-device-id", "C100042", "FR"],
+            ["6D92078A-8246-4BA4-AE5B-76104861E7DC", "C100043"],
+            ["", "", "IT"],
+        ],
+    )
 
     audiences = [
-        ("loyal_customers", ["email", "phone_e164", "customer_id", "first_name", "country"], loyal, {
-            "name": "Loyal customers",
-            "description": "Customers with three or more orders in the last 12 months (CRM export).",
-            "tags": ["crm", "customers", "high-value"],
-        }),
-        ("newsletter_subscribers", ["email", "first_name", "country"], newsletter, {
-            "name": "Newsletter subscribers",
-            "description": "People who opted in to the weekly newsletter, double opt-in confirmed.",
-            "tags": ["crm", "email", "marketing-consent"],
-        }),
-        ("app_users", ["maid", "customer_id", "country"], app_users, {
-            "name": "Mobile app users",
-            "description": "Devices active in the mobile app in the last 30 days, linked to a customer when logged in.",
-            "tags": ["app", "mobile"],
-        }),
+        (
+            "loyal_customers",
+            ["email", "phone_e164", "customer_id", "first_name", "country"],
+            loyal,
+            {
+                "name": "Loyal customers",
+                "description": "Customers with three or more orders in the last 12 months (CRM export).",
+                "tags": ["crm", "customers", "high-value"],
+            },
+        ),
+        (
+            "newsletter_subscribers",
+            ["email", "first_name", "country"],
+            newsletter,
+            {
+                "name": "Newsletter subscribers",
+                "description": "People who opted in to the weekly newsletter, double opt-in confirmed.",
+                "tags": ["crm", "email", "marketing-consent"],
+            },
+        ),
+        (
+            "app_users",
+            ["maid", "customer_id", "country"],
+            app_users,
+            {
+                "name": "Mobile app users",
+                "description": (
+                    "Devices active in the mobile app in the last 30 days, "
+                    "linked to a customer when logged in."
+                ),
+                "tags": ["app", "mobile"],
+            },
+        ),
     ]
     paths = []
     for stem, header, rows, sidecar in audiences:
@@ -153,15 +239,22 @@ def generate_rows(out: Path, rows: int, seed: int = SEED) -> None:
     rng = random.Random(seed)
     firsts = [name for name in FIRST_NAMES if name.isascii()]
     # Mobile prefixes padded so that every country takes the same 8-digit suffix.
-    phones = {code: f"+{calling}{prefix}{'1' * (digits - 8)}" if digits >= 8 else f"+{calling}{prefix[:2]}"
-              for code, calling, prefix, digits in COUNTRIES}
+    phones = {
+        code: f"+{calling}{prefix}{'1' * (digits - 8)}" if digits >= 8 else f"+{calling}{prefix[:2]}"
+        for code, calling, prefix, digits in COUNTRIES
+    }
     # A pool of pre-joined row fragments: one random draw per row, and %-formatting (the fastest
     # formatter in CPython) glues the fragments to the row index that makes every row unique.
     profiles = []
     for _ in range(256):
         first, country = rng.choice(firsts), rng.choice(COUNTRIES)[0]
-        profiles.append((f"{first.lower()}.{rng.choice(LAST_NAMES)}.", f"@{rng.choice(DOMAINS)},{phones[country]}",
-                         f",{first},{country}\n"))
+        profiles.append(
+            (
+                f"{first.lower()}.{rng.choice(LAST_NAMES)}.",
+                f"@{rng.choice(DOMAINS)},{phones[country]}",
+                f",{first},{country}\n",
+            )
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8", newline="") as handle:
         handle.write(BENCH_HEADER)
@@ -169,10 +262,14 @@ def generate_rows(out: Path, rows: int, seed: int = SEED) -> None:
             count = min(BATCH, rows - start)
             # One random byte per row picks its profile: far cheaper than random.choices.
             picks = [profiles[byte] for byte in rng.randbytes(count)]
-            handle.write("".join([
-                "%s%d%s%08d,C%09d%s" % (local, i, middle, i % 100_000_000, i, tail)  # noqa: UP031 - speed
-                for i, (local, middle, tail) in zip(range(start, start + count), picks, strict=True)
-            ]))
+            handle.write(
+                "".join(
+                    [
+                        "%s%d%s%08d,C%09d%s" % (local, i, middle, i % 100_000_000, i, tail)  # noqa: UP031 - speed
+                        for i, (local, middle, tail) in zip(range(start, start + count), picks, strict=True)
+                    ]
+                )
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,8 +284,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--rows needs --out")
         generate_rows(args.out, args.rows, args.seed)
         elapsed = time.perf_counter() - started
-        print(f"wrote {args.rows} rows to {args.out} in {elapsed:.2f}s "
-              f"({args.rows / max(elapsed, 1e-9):,.0f} rows/s)", file=sys.stderr)
+        print(
+            f"wrote {args.rows} rows to {args.out} in {elapsed:.2f}s "
+            f"({args.rows / max(elapsed, 1e-9):,.0f} rows/s)",
+            file=sys.stderr,
+        )
         return 0
     for path in generate_demo(args.out or HERE / "crm", args.seed):
         print(path)

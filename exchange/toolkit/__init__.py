@@ -3,6 +3,7 @@
 The reference endpoint serves the endpoint protocol over folders of CSV files: see
 :mod:`exchange.toolkit.reference_endpoint`.
 """
+
 from __future__ import annotations
 
 from exchange.toolkit.ref_csv import IDENTIFIER_NAMES

@@ -17,6 +17,7 @@ other change rewrites the file by streaming it through a temporary file. Writes 
 serialised by a per-audience lock; the idempotency records live in memory (bounded), so a restart of
 the reference endpoint forgets them.
 """
+
 from __future__ import annotations
 
 import threading
@@ -71,8 +72,9 @@ class _AudienceState:
 class ConsumerFolder:
     """Applies pushed audience data to member files in ``folder``; safe across request threads."""
 
-    def __init__(self, folder: Path | str, *, extra_identifiers: Iterable[str] = (),
-                 idempotency_capacity: int = 10_000):
+    def __init__(
+        self, folder: Path | str, *, extra_identifiers: Iterable[str] = (), idempotency_capacity: int = 10_000
+    ):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.extra_identifiers = tuple(extra_identifiers)
@@ -86,8 +88,16 @@ class ConsumerFolder:
         """The member file of destination audience ``audience_id``."""
         return self.folder / f"{safe_file_stem(audience_id)}.csv"
 
-    def receive(self, audience_id: str, mode: str, chunks: Iterable[bytes], *, gzip: bool = False,
-                part: tuple[int, int] | None = None, idempotency_key: str | None = None) -> PushResult:
+    def receive(
+        self,
+        audience_id: str,
+        mode: str,
+        chunks: Iterable[bytes],
+        *,
+        gzip: bool = False,
+        part: tuple[int, int] | None = None,
+        idempotency_key: str | None = None,
+    ) -> PushResult:
         """Apply one data request; raises CsvFormatError, PartOrderError or ValueError (bad mode).
 
         A request repeating an ``Idempotency-Key`` already applied for the same audience and part
@@ -210,7 +220,9 @@ class ConsumerFolder:
         self._cache_keys(state, target, layout, kept)
         return PushResult(tally.accepted, tally.rejected)
 
-    def _replace(self, state: _AudienceState, target: Path, rows: CsvRows, part: tuple[int, int]) -> PushResult:
+    def _replace(
+        self, state: _AudienceState, target: Path, rows: CsvRows, part: tuple[int, int]
+    ) -> PushResult:
         number, total = part
         if number == 1:
             if state.staging is not None:

@@ -4,6 +4,7 @@ Nothing here knows about HTTP. The producer and consumer folders use these helpe
 audience's identifiers from its header, to count rows without loading a file, and to turn a stream of
 (possibly gzip-compressed) byte chunks into CSV rows with a bounded amount of memory.
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,7 +37,9 @@ class CsvFormatError(ValueError):
     """The bytes are not usable CSV (bad gzip, bad UTF-8, binary data, no header)."""
 
 
-def split_columns(header: Iterable[str], extra_identifiers: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+def split_columns(
+    header: Iterable[str], extra_identifiers: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
     """Split a header into (identifier columns, attribute columns), each in header order."""
     known = set(IDENTIFIER_NAMES) | set(extra_identifiers)
     identifiers: list[str] = []
@@ -54,11 +57,12 @@ def is_safe_id(audience_id: str) -> bool:
 def safe_file_stem(audience_id: str) -> str:
     """Map a destination audience id (possibly a display name like "Loyal customers") to a file stem.
 
-    Runs of characters outside ``[A-Za-z0-9._-]`` become ``_``; leading dots are dropped so that the
-    result can never name a hidden file or climb out of the folder. Distinct ids may collide
-    ("a b" and "a_b"); the reference endpoint accepts that in exchange for readable file names.
+    Runs of characters outside ``[A-Za-z0-9._-]`` become ``_`` and dots and underscores are trimmed
+    from both ends, so the result has no slash, never names a hidden file and never climbs out of the
+    folder. Distinct ids may collide ("a b" and "a_b"); the reference endpoint accepts that in
+    exchange for readable file names.
     """
-    stem = _UNSAFE_CHARS.sub("_", audience_id.strip()).lstrip(".")[:200]
+    stem = _UNSAFE_CHARS.sub("_", audience_id).strip("._")[:200]
     return stem or "_"
 
 

@@ -5,6 +5,7 @@ identifier columns: all identifier columns of the data at hand form the key, and
 identifier values are all empty cannot be a member. These helpers read, validate and rewrite such
 files without ever holding a whole file in memory; the caller decides what to keep.
 """
+
 from __future__ import annotations
 
 import csv

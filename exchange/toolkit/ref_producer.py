@@ -6,6 +6,7 @@ attributes come from the header; an optional sidecar ``<stem>.json`` adds ``name
 hashes need a full read of the file, so they are cached per file and recomputed only when the file's
 size or modification time changes. Nothing here knows about HTTP.
 """
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ staged), and the last part renames the staging file over the audience file in on
 readers keep seeing the old members until the new set is complete. A part that fails half-way is
 rolled back (file truncated, its keys forgotten) so that a retry of that part starts clean.
 """
+
 from __future__ import annotations
 
 import os
@@ -100,4 +101,3 @@ class StagedReplace:
                 writer.writerow(row)
         os.replace(rewritten, self.path)
         self._layout, self._keys = new, keys
-

@@ -8,6 +8,7 @@ module is only the HTTP transport; the folder logic lives in ``ref_producer`` an
 Use :class:`ReferenceEndpoint` in tests and demos (``port=0`` picks a free port), or
 :func:`serve_endpoint` to block serving, as ``exchange-toolkit serve-endpoint`` does.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -36,8 +37,9 @@ CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/octet-str
 
 def problem_response(error: ExchangeError, headers: dict[str, str] | None = None) -> Response:
     """An RFC 9457 problem document built from the exchange's own error tree."""
-    return Response(json.dumps(error.problem()), status=error.status,
-                    mimetype="application/problem+json", headers=headers)
+    return Response(
+        json.dumps(error.problem()), status=error.status, mimetype="application/problem+json", headers=headers
+    )
 
 
 def json_response(body: dict, status: int = 200) -> Response:
@@ -61,18 +63,26 @@ def parse_part(value: str | None) -> tuple[int, int] | None:
 class ReferenceApp:
     """The WSGI application of the reference endpoint (producer and/or consumer)."""
 
-    def __init__(self, producer_dir: Path | str | None = None, consumer_dir: Path | str | None = None,
-                 credential: str | None = None, *, extra_identifiers: Iterable[str] = ()):
+    def __init__(
+        self,
+        producer_dir: Path | str | None = None,
+        consumer_dir: Path | str | None = None,
+        credential: str | None = None,
+        *,
+        extra_identifiers: Iterable[str] = (),
+    ):
         extra = tuple(extra_identifiers)
         self.producer = ProducerFolder(producer_dir, extra_identifiers=extra) if producer_dir else None
         self.consumer = ConsumerFolder(consumer_dir, extra_identifiers=extra) if consumer_dir else None
         self.credential = credential
-        self.url_map = Map([
-            Rule("/healthz", endpoint="healthz", methods=["GET"]),
-            Rule("/audiences", endpoint="audiences", methods=["GET"]),
-            Rule("/audiences/<audience_id>/data", endpoint="get_data", methods=["GET"]),
-            Rule("/audiences/<audience_id>/data", endpoint="post_data", methods=["POST"]),
-        ])
+        self.url_map = Map(
+            [
+                Rule("/healthz", endpoint="healthz", methods=["GET"]),
+                Rule("/audiences", endpoint="audiences", methods=["GET"]),
+                Rule("/audiences/<audience_id>/data", endpoint="get_data", methods=["GET"]),
+                Rule("/audiences/<audience_id>/data", endpoint="post_data", methods=["POST"]),
+            ]
+        )
 
     def __call__(self, environ, start_response):
         return self.dispatch(Request(environ))(environ, start_response)
@@ -99,7 +109,9 @@ class ReferenceApp:
             return
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         # Constant-time comparison: the credential is a shared secret.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.credential.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self.credential.encode()
+        ):
             raise Unauthorized("a valid 'Authorization: Bearer <credential>' header is required")
 
     def on_healthz(self, request: Request) -> Response:
@@ -137,8 +149,10 @@ class ReferenceApp:
             raise NotFound("this endpoint is not a consumer")
         mode = request.args.get("mode", "")
         if mode not in MODES:
-            raise BadRequest(f"query parameter mode must be one of {', '.join(MODES)}",
-                             errors={"mode": [f"must be one of {', '.join(MODES)}"]})
+            raise BadRequest(
+                f"query parameter mode must be one of {', '.join(MODES)}",
+                errors={"mode": [f"must be one of {', '.join(MODES)}"]},
+            )
         if request.mimetype not in CSV_TYPES:
             raise BadRequest(f"the body must be text/csv, not {request.mimetype}")
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
@@ -147,8 +161,12 @@ class ReferenceApp:
         part = parse_part(request.headers.get("X-Exchange-Part"))
         try:
             result = self.consumer.receive(
-                audience_id, mode, iter_body_chunks(request.stream), gzip=encoding != "identity",
-                part=part, idempotency_key=request.headers.get("Idempotency-Key") or None,
+                audience_id,
+                mode,
+                iter_body_chunks(request.stream),
+                gzip=encoding != "identity",
+                part=part,
+                idempotency_key=request.headers.get("Idempotency-Key") or None,
             )
         except CsvFormatError as exc:
             raise BadRequest(str(exc)) from exc
@@ -172,9 +190,16 @@ class ReferenceEndpoint:
     starts it and exposes ``ep.url``; ``start()``/``stop()`` do the same by hand.
     """
 
-    def __init__(self, producer_dir: Path | str | None = None, consumer_dir: Path | str | None = None,
-                 credential: str | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 extra_identifiers: Iterable[str] = ()):
+    def __init__(
+        self,
+        producer_dir: Path | str | None = None,
+        consumer_dir: Path | str | None = None,
+        credential: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        extra_identifiers: Iterable[str] = (),
+    ):
         self.app = ReferenceApp(producer_dir, consumer_dir, credential, extra_identifiers=extra_identifiers)
         self.host = host
         self.port = port
@@ -195,8 +220,12 @@ class ReferenceEndpoint:
     def start(self) -> Self:
         self._server = build_server(self.host, self.port, self.wsgi)
         self.port = self._server.port
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"reference-endpoint-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"reference-endpoint-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -221,8 +250,14 @@ def build_server(host: str, port: int, app) -> BaseWSGIServer:
     return make_server(host, port, app, threaded=True, request_handler=_LoggingHandler)
 
 
-def serve_endpoint(host: str, port: int, *, producer_dir: Path | str | None = None,
-                   consumer_dir: Path | str | None = None, credential: str | None = None) -> None:
+def serve_endpoint(
+    host: str,
+    port: int,
+    *,
+    producer_dir: Path | str | None = None,
+    consumer_dir: Path | str | None = None,
+    credential: str | None = None,
+) -> None:
     """Serve the reference endpoint until interrupted (Ctrl-C); the CLI's ``serve-endpoint``."""
     if producer_dir is None and consumer_dir is None:
         raise ConfigError("give a producer folder, a consumer folder, or both")
