@@ -17,8 +17,9 @@ from exchange.net.outcomes import RateLimitedTransferError
 
 T = TypeVar("T")
 
-WAIT_RATE_LIMIT = "rate_limit"
-WAIT_RETRY = "retry"
+# Reasons passed to ``on_wait``; worded so callers can put them straight into a job event.
+WAIT_RATE_LIMIT = "rate limit"
+WAIT_RETRY = "retry after a transient error"
 
 DEFAULT_MAX_RATE_LIMIT_WAIT = 3600.0
 

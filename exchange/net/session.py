@@ -136,10 +136,14 @@ class OutboundSession(requests.Session):
         user_agent: str | None = None,
         pool_maxsize: int = 10,
         headers: Mapping[str, str] | None = None,
+        timeout: float | tuple[float, float] | None = None,
     ):
+        """``timeout`` (a number or a (connect, read) pair) overrides the two separate timeouts."""
         super().__init__()
         self.trust_env = False
         self.allow_private = allow_private
+        if timeout is not None:
+            connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         self.timeout: tuple[float, float] = (connect_timeout, read_timeout)
         self.max_redirects = max_redirects
         self.headers["User-Agent"] = user_agent or default_user_agent()

@@ -155,6 +155,12 @@ def test_default_read_timeout_applies(raw_server) -> None:
     assert classify(info.value).resolution is Resolution.RETRY
 
 
+def test_timeout_pair_overrides_defaults() -> None:
+    assert OutboundSession().timeout == (5.0, 30.0)
+    assert OutboundSession(timeout=(2, 9)).timeout == (2, 9)
+    assert OutboundSession(timeout=4).timeout == (4, 4)
+
+
 def test_connection_refused_is_retryable() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
