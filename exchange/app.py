@@ -48,12 +48,12 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
     )
     app.extensions["exchange"] = runtime
 
-    from .api import endpoints, keys, middleware, ops, problems
+    from .api import adapters, audiences, deliveries, endpoints, jobs, keys, middleware, ops, problems, shares
 
     # one Api per app: tests build many apps and each needs its own OpenAPI document
     api = Api(app)
 
-    for module in (ops, keys, endpoints):
+    for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters):
         api.register_blueprint(module.blp)
     problems.register(app)
     middleware.register(app)

@@ -105,5 +105,32 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
     run_gunicorn(cfg, host=host or cfg.host, port=port or cfg.port, workers=workers, threads=threads)
 
 
+@main.command()
+@click.option("--concurrency", default=2, show_default=True, type=int, help="Jobs run at once.")
+def worker(concurrency: int) -> None:
+    """Run a Celery worker (EXCHANGE_EXECUTOR=celery, EXCHANGE_BROKER_URL=redis://… or amqp://…)."""
+    from .jobs.celery_executor import run_worker
+    from .runtime import Runtime
+
+    cfg = Config.from_env()
+    if not cfg.broker_url:
+        raise click.UsageError("Set EXCHANGE_BROKER_URL (redis://… or amqp://…) to run a worker.")
+    run_worker(Runtime(cfg), concurrency)
+
+
+@main.command()
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file.")
+def openapi(out: str | None) -> None:
+    """Print (or write) the OpenAPI document generated from the app."""
+    from .openapi import generate
+
+    text = generate()
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -43,6 +43,8 @@ class Config:
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 60.0
     max_attempts: int = 5
+    # JSON {"adapter type": "base URL"}: point partner adapters at a sandbox, a proxy or a test fake
+    adapter_base_urls: str = ""
     # --- server ----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8080
@@ -81,6 +83,11 @@ class Config:
         if not cfg.blob_url:
             cfg.blob_url = str((cfg.var_dir / "blobs").resolve())
         return cfg
+
+    def adapter_base_url(self, adapter_type: str) -> str | None:
+        import json
+
+        return json.loads(self.adapter_base_urls or "{}").get(adapter_type)
 
     @property
     def secret_keys(self) -> list[str]:

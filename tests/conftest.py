@@ -26,9 +26,25 @@ def config(tmp_path) -> Config:
     return make_config(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory) -> Path:
+    """One migrated SQLite file per test session; each test starts from a copy (fast, same schema)."""
+    path = tmp_path_factory.mktemp("template") / "exchange.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def prepare_db(config: Config, template: Path) -> None:
+    import shutil
+
+    target = Path(config.database_url.split("///", 1)[1])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
+
+
 @pytest.fixture
-def runtime(config):
-    upgrade(config.database_url)
+def runtime(config, migrated_template):
+    prepare_db(config, migrated_template)
     rt = Runtime(config)
     yield rt
     rt.shutdown()

@@ -31,7 +31,8 @@ class Keys(MethodView):
         session = db()
         key, token = service.create_key(session, control_plane().account_id, **data)
         session.commit()
-        return {**ApiKeySchema().dump(key), "key": token}
+        key.key = token  # transient attribute: the only time the token exists
+        return key
 
 
 @blp.route("/<key_id>")

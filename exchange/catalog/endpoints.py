@@ -32,15 +32,12 @@ def _check_url(rt: Runtime, field: str, url: str | None) -> None:
 
 def _adapter_settings(rt: Runtime, adapter: dict) -> tuple[str, dict, dict]:
     """Validate adapter settings; return (type, all settings, settings safe to show)."""
-    from ..adapters.registry import get_adapter, public_settings, validate_settings
+    from ..adapters.base import secret_names
+    from ..adapters.registry import get_adapter, validate_settings
 
-    try:
-        get_adapter(adapter["type"])
-    except KeyError:
-        raise ValidationFailed("Unknown adapter type.",
-                               errors={"adapter.type": [f"Unknown adapter {adapter['type']!r}."]}) from None
     settings = validate_settings(adapter["type"], adapter.get("settings") or {})
-    return adapter["type"], settings, public_settings(adapter["type"], settings)
+    hidden = set(secret_names(get_adapter(adapter["type"]).settings_schema))
+    return adapter["type"], settings, {k: v for k, v in settings.items() if k not in hidden}
 
 
 def _apply(rt: Runtime, ep: Endpoint, data: dict) -> None:

@@ -108,6 +108,9 @@ def check_url_syntax(url: str, *, allow_private: bool = False) -> str:
             raise UnsafeUrl(f"The URL points at {problem} ({literal}), which the exchange does not call.")
     elif not re.fullmatch(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?", host, re.ASCII) and not _is_idna(host):
         raise UnsafeUrl(f"The URL host {host!r} is not a valid host name.")
+    elif not allow_private and (host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost")):
+        # RFC 6761: these names always resolve to loopback, so refuse them without asking DNS
+        raise UnsafeUrl("The URL points at localhost, which the exchange does not call.")
     return host
 
 

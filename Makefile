@@ -1,0 +1,47 @@
+# Audience Exchange: `make run` and `make test` are the only commands a new machine needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: install run test openapi bench lint chromium screenshots clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/exchange db upgrade
+	$(BIN)/exchange demo
+
+test: install chromium
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+openapi: install
+	$(BIN)/exchange openapi --out openapi/openapi.json
+
+bench: install
+	$(BIN)/python bench/run.py
+
+lint: install
+	$(BIN)/ruff check exchange tests bench
+
+# Browser tests drive Debian's Chromium; install it when missing (needs root and apt).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; browser tests will be skipped"; \
+	  else echo "warning: /usr/bin/chromium missing and cannot apt-get; browser tests will be skipped"; fi; \
+	fi
+
+screenshots: install chromium
+	$(BIN)/python -m exchange.web.screenshots docs/screenshots
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

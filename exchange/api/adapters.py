@@ -1,0 +1,37 @@
+"""Partner adapters: their settings schemas and capabilities."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields
+
+from ..schemas.common import StrictSchema
+from .context import control_plane
+
+blp = Blueprint("adapters", __name__, url_prefix="/v1/adapters", description="Partner adapters")
+
+
+class AdapterSchema(StrictSchema):
+    name = fields.String()
+    title = fields.String()
+    identifiers = fields.List(fields.String())
+    native_modes = fields.List(fields.String())
+    batch_size = fields.Integer()
+    rate_limit = fields.Float()
+    requires_snapshot = fields.Boolean()
+    settings = fields.Dict(metadata={"description": "JSON Schema of the adapter's settings."})
+
+
+class AdapterListSchema(StrictSchema):
+    items = fields.List(fields.Nested(AdapterSchema))
+
+
+@blp.route("")
+class Adapters(MethodView):
+    @blp.response(200, AdapterListSchema)
+    def get(self):
+        """List partner adapters with their settings schemas and capabilities."""
+        from ..adapters.registry import list_adapters
+
+        control_plane()
+        return {"items": [{k: v for k, v in a.items() if k in AdapterSchema().fields} for a in list_adapters()]}

@@ -1,0 +1,83 @@
+"""Calls the endpoint protocol (SPEC §5) on a registered endpoint: metadata, data, pushes.
+
+Every call carries the endpoint's outbound credential, a request id and, on data calls, the job id
+and a stable ``Idempotency-Key``; status codes become errors through ``exchange.net``'s one table.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Iterable
+from urllib.parse import quote
+
+import requests
+
+from .errors import PermanentTransferError, RetryableTransferError
+from .models import Endpoint
+
+
+def _url(ep: Endpoint, path: str) -> str:
+    return ep.contact_url.rstrip("/") + path
+
+
+def headers(token: str | None, *, job_id: str | None = None, idempotency_key: str | None = None) -> dict:
+    h = {"X-Request-Id": uuid.uuid4().hex, "Accept-Encoding": "gzip"}
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    if job_id:
+        h["X-Exchange-Job-Id"] = job_id
+    if idempotency_key:
+        h["Idempotency-Key"] = idempotency_key
+    return h
+
+
+def _send(session: requests.Session, method: str, url: str, **kw) -> requests.Response:
+    from .net import raise_for_outcome
+
+    try:
+        resp = session.request(method, url, **kw)
+    except requests.RequestException as exc:
+        raise RetryableTransferError(f"{method} {_redact(url)} failed: {type(exc).__name__}") from None
+    if resp.status_code in (202, 304):
+        return resp
+    raise_for_outcome(resp, credential_setting="credential")
+    return resp
+
+
+def _redact(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def list_audiences(session: requests.Session, ep: Endpoint, token: str | None) -> list[dict]:
+    """``GET {contact_url}/audiences`` → the producer's audience metadata."""
+    resp = _send(session, "GET", _url(ep, "/audiences"), headers=headers(token))
+    try:
+        body = resp.json()
+    except ValueError:
+        raise PermanentTransferError("GET /audiences did not answer JSON.") from None
+    items = body.get("audiences") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise PermanentTransferError("GET /audiences must answer {\"audiences\": [...]}.")
+    return items
+
+
+def open_data(session: requests.Session, ep: Endpoint, token: str | None, external_id: str, *,
+              job_id: str, if_none_match: str | None = None) -> requests.Response:
+    """``GET {contact_url}/audiences/{id}/data`` as a stream; 200, 202 or 304 are returned."""
+    h = headers(token, job_id=job_id, idempotency_key=f"{job_id}:fetch")
+    if if_none_match:
+        h["If-None-Match"] = f'"{if_none_match}"' if not if_none_match.startswith('"') else if_none_match
+    return _send(session, "GET", _url(ep, f"/audiences/{quote(external_id, safe='')}/data"), headers=h,
+                 stream=True)
+
+
+def push_part(session: requests.Session, ep: Endpoint, token: str | None, audience: str, *, mode: str,
+              body: bytes | Iterable[bytes], gzip: bool, job_id: str, idempotency_key: str, part: int,
+              parts: int) -> requests.Response:
+    """``POST {contact_url}/audiences/{id}/data?mode=…`` with one part of the delivery."""
+    h = headers(token, job_id=job_id, idempotency_key=idempotency_key)
+    h["Content-Type"] = "text/csv; charset=utf-8"
+    h["X-Exchange-Part"] = f"{part}/{parts}"
+    if gzip:
+        h["Content-Encoding"] = "gzip"
+    return _send(session, "POST", _url(ep, f"/audiences/{quote(audience, safe='')}/data"),
+                 params={"mode": mode}, headers=h, data=body)

@@ -1,0 +1,1 @@
+"""Jobs: state machine, runner, executors, scheduler, webhooks."""

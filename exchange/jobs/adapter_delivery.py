@@ -1,0 +1,57 @@
+"""Delivering a job's planned adds and removes to a partner through its adapter and the driver."""
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from typing import Iterator
+
+from .runner import Cancelled, Context
+
+
+def _dict_rows(ctx: Context, key: str) -> Iterator[dict]:
+    with ctx.rt.blobs.local_path(key) as path, open(path, newline="", encoding="utf-8") as fh:
+        yield from csv.DictReader(fh)
+
+
+def deliver_adapter(ctx: Context, progress: dict) -> None:
+    from ..adapters.base import SegmentContext
+    from ..adapters.driver import deliver
+    from ..adapters.registry import get_adapter
+    from ..catalog.endpoints import adapter_settings
+
+    with ctx.rt.db.session() as s:
+        job, share, aud, dest, src = ctx.load(s)
+        settings = adapter_settings(ctx.rt, dest)
+        cls = get_adapter(dest.adapter_type)
+        context = SegmentContext(site_id=str(settings.get("site_id") or job.account_id),
+                                 segment_id=aud.external_id, segment_name=share.destination_audience,
+                                 job_id=job.id)
+    ops = {op["mode"]: op for op in progress["ops"]}
+    adds = _dict_rows(ctx, ops["add"]["key"]) if "add" in ops else iter(())
+    removes = _dict_rows(ctx, ops["remove"]["key"]) if "remove" in ops else iter(())
+    base_url = ctx.rt.config.adapter_base_url(dest.adapter_type)
+    with ctx.rt.http() as http:
+        adapter = cls(settings, context, http, base_url=base_url)
+        report = deliver(adapter, adds=adds, removes=removes,
+                         on_event=lambda msg: ctx.event(msg),
+                         cancel_check=lambda: _cancelled(ctx), max_attempts=ctx.rt.config.max_attempts)
+    if report.cancelled:
+        raise Cancelled()
+    reasons = Counter(reason for _row, reason in report.rejected)
+
+    def _done(s, job):
+        from .states import event
+        c = dict(job.counts)
+        c["delivered"] += report.accepted + len(report.rejected)
+        c["acknowledged"] += report.accepted
+        c["consumer_rejected"] = c.get("consumer_rejected", 0) + len(report.rejected)
+        job.counts = c
+        event(s, job, f"partner accepted {report.accepted} ids in {report.requests} requests "
+                      f"({report.retries} retries, {report.waited_seconds:.0f}s waiting for rate limits)"
+                      + (f"; refused: {dict(reasons.most_common(5))}" if reasons else ""))
+    ctx.update(_done)
+
+
+def _cancelled(ctx: Context) -> bool:
+    from .phases import _cancel_flag
+    return _cancel_flag(ctx)

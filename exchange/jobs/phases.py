@@ -1,0 +1,257 @@
+"""The phases of a job. Each is skipped when the job already records its result (resume)."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from ..errors import PermanentTransferError
+from ..models import utcnow
+from .runner import Context, JobFailed
+
+KNOWN_IDENTIFIERS = {"email", "email_sha256", "phone_e164", "phone_sha256", "maid", "cookie_id", "customer_id"}
+
+
+def run(ctx: Context) -> None:
+    with ctx.rt.db.session() as s:
+        job, share, aud, dest, src = ctx.load(s)
+        if share is None or aud is None or dest is None:
+            raise JobFailed("The share, its audience or its destination no longer exists.")
+        if dest.status != "active" or src.status != "active":
+            raise JobFailed("The source or destination endpoint is disabled.")
+        state, progress = job.state, dict(job.progress or {})
+    if state == "awaiting_consumer":
+        return
+    if not progress.get("source_key"):
+        if fetch(ctx) == "unchanged":
+            return
+    ctx.check_cancel(force=True)
+    with ctx.rt.db.session() as s:
+        progress = dict(s.get(type(job), ctx.job_id).progress or {})
+    if not progress.get("output_key"):
+        transform(ctx)
+    ctx.check_cancel(force=True)
+    with ctx.rt.db.session() as s:
+        progress = dict(s.get(type(job), ctx.job_id).progress or {})
+    if "ops" not in progress:
+        plan(ctx)
+    ctx.check_cancel(force=True)
+    from .deliver import deliver
+
+    deliver(ctx)
+
+
+# ------------------------------------------------------------------ fetch
+def fetch(ctx: Context) -> str:
+    """Get the source data into the blob store; returns 'fetched' or 'unchanged' (304)."""
+    from .. import endpoint_client
+    from ..catalog.endpoints import credential
+
+    with ctx.rt.db.session() as s:
+        job, share, aud, dest, src = ctx.load(s)
+        transport, version, data_key = src.producer_transport, aud.version, aud.data_key
+        last_version = _last_success_version(s, share.id, job.id)
+        token = credential(ctx.rt, src)
+        external_id = aud.external_id
+        awaiting_since = (job.progress or {}).get("awaiting_since")
+    ctx.set_state("fetching", "fetching the source data")
+    if transport == "push":
+        if not data_key:
+            raise JobFailed("The PUSH producer has not uploaded data for this audience yet.")
+
+        def _set(s, job):
+            job.progress = {**job.progress, "source_key": data_key, "source_gzip": False}
+            job.source_version = version
+        ctx.update(_set)
+        return "fetched"
+    from ..net import call_with_retries
+
+    key = f"jobs/{ctx.job_id}/source.csv"
+
+    def attempt():
+        with ctx.rt.http() as http:
+            resp = endpoint_client.open_data(http, src, token, external_id, job_id=ctx.job_id,
+                                             if_none_match=last_version)
+            if resp.status_code in (202, 304):
+                return resp.status_code, resp.headers, None
+            gz = "gzip" in resp.headers.get("Content-Encoding", "").lower()
+            info = ctx.rt.blobs.put_stream(key, _raw_chunks(resp, ctx))
+            return 200, resp.headers, (info, gz)
+
+    status, headers, result = call_with_retries(attempt, max_attempts=ctx.rt.config.max_attempts,
+                                                on_wait=lambda sec, why: ctx.event(f"waiting {sec:.0f}s: {why}"))
+    if status == 304:
+        ctx.set_state("fetching", "the producer reports no change since the last successful job (304)")
+        ctx.update(lambda s, job: setattr(job, "progress", {**job.progress, "unchanged": True}))
+        from .deliver import finish
+        finish(ctx, unchanged=True)
+        return "unchanged"
+    if status == 202:
+        from ..net import parse_retry_after
+
+        wait = parse_retry_after(headers.get("Retry-After")) or 5.0
+        now = utcnow()
+        since = awaiting_since or now.isoformat()
+        from datetime import datetime
+        waited = (now - datetime.fromisoformat(since)).total_seconds()
+        if waited + wait > ctx.rt.config.source_wait_seconds:
+            raise JobFailed(f"The producer was still preparing the export after {waited:.0f}s "
+                            f"(limit {ctx.rt.config.source_wait_seconds}s).")
+
+        def _wait(s, job):
+            from .states import transition
+            job.progress = {**job.progress, "awaiting_since": since}
+            job.not_before = now + timedelta(seconds=wait)
+            transition(s, job, "awaiting_source", f"the producer is preparing the export; retrying in {wait:.0f}s")
+        ctx.update(_wait)
+        from .runner import Interrupted
+        raise Interrupted()
+    info, gz = result
+
+    def _done(s, job):
+        job.progress = {**job.progress, "source_key": key, "source_gzip": gz}
+        job.bytes = info.size
+        job.source_version = headers.get("ETag", "").strip('"') or version
+    ctx.update(_done)
+    return "fetched"
+
+
+def _raw_chunks(resp, ctx: Context):
+    """The body as sent (still gzip if it was), so the transform can bound and verify inflation."""
+    import requests
+
+    try:
+        for chunk in resp.raw.stream(1 << 20, decode_content=False):
+            ctx.check_cancel()
+            yield chunk
+    except (requests.RequestException, OSError, Exception) as exc:  # noqa: BLE001
+        from ..errors import RetryableTransferError
+        if isinstance(exc, (PermanentTransferError,)):
+            raise
+        from .runner import Cancelled, Interrupted
+        if isinstance(exc, (Cancelled, Interrupted)):
+            raise
+        raise RetryableTransferError(f"The download broke off ({type(exc).__name__}).") from None
+
+
+def _last_success_version(s, share_id: str, job_id: str) -> str | None:
+    from sqlalchemy import select
+
+    from ..models import Job
+    return s.scalar(select(Job.source_version).where(
+        Job.share_id == share_id, Job.id != job_id, Job.state.in_(("succeeded", "partially_succeeded")),
+        Job.source_version.is_not(None)).order_by(Job.finished_at.desc()).limit(1))
+
+
+# ------------------------------------------------------------------ transform
+def transform(ctx: Context) -> None:
+    from ..transfer.pipeline import TransformCancelled, exceeds_threshold, run_transform
+    from .deliver import destination_identifiers
+
+    with ctx.rt.db.session() as s:
+        job, share, aud, dest, src = ctx.load(s)
+        source_key, gz = job.progress["source_key"], job.progress.get("source_gzip", False)
+        rules, threshold, country = share.mapping, share.reject_threshold, share.default_country
+        id_types = KNOWN_IDENTIFIERS | set(destination_identifiers(dest))
+    ctx.set_state("transforming", "mapping, normalizing and deduplicating rows")
+    out, rejects = ctx.tmp / "output.csv", ctx.tmp / "rejects.csv"
+    started = time.monotonic()
+    try:
+        result = run_transform(ctx.rt.blobs.iter_chunks(source_key), gzip=gz, rules=rules,
+                               identifier_types=id_types, out_path=str(out), rejects_path=str(rejects),
+                               default_country=country, cancel_check=lambda: _cancel_flag(ctx))
+    except TransformCancelled:
+        from .runner import Interrupted
+        ctx.check_cancel(force=True)  # raises Cancelled or Interrupted, whichever stopped us
+        raise Interrupted() from None
+    rej_key = f"jobs/{ctx.job_id}/rejects.csv"
+    ctx.rt.blobs.put_file(rej_key, rejects)
+    counts = result.counts
+    if exceeds_threshold(result, threshold):
+        def _rej(s, job):
+            job.rejects_key = rej_key
+            job.counts = {**job.counts, **{k: counts.get(k, 0) for k in
+                                           ("received", "valid", "rejected", "duplicates", "hashed", "passed_through")}}
+        ctx.update(_rej)
+        raise JobFailed(f"{counts['rejected']} of {counts['received']} rows were rejected, more than the share's "
+                        f"threshold of {threshold:.0%}; see the rejects file.")
+    out_key = f"jobs/{ctx.job_id}/output.csv"
+    info = ctx.rt.blobs.put_file(out_key, out)
+
+    def _done(s, job):
+        job.rejects_key, job.output_key = rej_key, out_key
+        job.counts = {**job.counts, **{k: counts.get(k, 0) for k in
+                                       ("received", "valid", "rejected", "duplicates", "hashed", "passed_through")}}
+        job.progress = {**job.progress, "output_key": out_key, "columns": list(result.columns),
+                        "output_rows": result.rows_out, "output_sha256": info.sha256,
+                        "key_columns": [c for c in result.columns if c in id_types]}
+        from .states import event
+        event(s, job, f"transformed {counts['received']} rows in {time.monotonic() - started:.1f}s: "
+                      f"{result.rows_out} valid, {counts['rejected']} rejected, {counts['duplicates']} duplicates",
+              data=counts)
+    ctx.update(_done)
+
+
+def _cancel_flag(ctx: Context) -> bool:
+    from .runner import Cancelled, Interrupted
+    try:
+        ctx.check_cancel()
+    except (Cancelled, Interrupted):
+        return True
+    return False
+
+
+# ------------------------------------------------------------------ plan
+def plan(ctx: Context) -> None:
+    """Decide what to send: the whole output, or adds/removes against the share's snapshot."""
+    from .deliver import needs_snapshot
+
+    with ctx.rt.db.session() as s:
+        job, share, aud, dest, src = ctx.load(s)
+        progress = dict(job.progress)
+        mode, delta, snapshot_key, snapshot_job = share.mode, share.delta, share.snapshot_key, share.snapshot_job_id
+        use_snapshot = needs_snapshot(share, dest)
+    out_key, rows = progress["output_key"], progress["output_rows"]
+    key_columns = progress["key_columns"]
+    if not use_snapshot or mode == "remove":
+        ops = [{"mode": mode, "key": out_key, "rows": rows}]
+        added, removed = (rows, 0) if mode != "remove" else (0, rows)
+        base = None
+    else:
+        from ..transfer.snapshot import compute_delta
+
+        old = None
+        if snapshot_key and ctx.rt.blobs.exists(snapshot_key):
+            old = ctx.tmp / "old.snapshot"
+            with open(old, "wb") as fh:
+                for chunk in ctx.rt.blobs.iter_chunks(snapshot_key):
+                    fh.write(chunk)
+        new = ctx.tmp / "output.csv"
+        if not new.exists():
+            with open(new, "wb") as fh:
+                for chunk in ctx.rt.blobs.iter_chunks(out_key):
+                    fh.write(chunk)
+        adds, removes = ctx.tmp / "adds.csv", ctx.tmp / "removes.csv"
+        d = compute_delta(new, old, key_columns, adds, removes)
+        adds_key, removes_key = f"jobs/{ctx.job_id}/adds.csv", f"jobs/{ctx.job_id}/removes.csv"
+        ctx.rt.blobs.put_file(adds_key, adds)
+        ops = [{"mode": "add", "key": adds_key, "rows": d.added + d.changed}]
+        added, removed = d.added + d.changed, 0
+        if mode == "replace":
+            ctx.rt.blobs.put_file(removes_key, removes)
+            ops.append({"mode": "remove", "key": removes_key, "rows": d.removed})
+            removed = d.removed
+        base = snapshot_job if old is not None else None
+
+    def _done(s, job):
+        job.progress = {**job.progress, "ops": ops, "done": {}}
+        job.counts = {**job.counts, "added": added, "removed": removed}
+        job.snapshot_base_job_id = base
+        from .states import event
+        what = ", ".join(f"{o['rows']} rows to {o['mode']}" for o in ops)
+        event(s, job, f"plan: {what}" + (f" (diffed against the snapshot of job {base})" if base else ""))
+    ctx.update(_done)
+
+
+def deadline_for(dest, rt) -> timedelta:
+    return timedelta(seconds=dest.ack_timeout_seconds or rt.config.ack_deadline_seconds)
+

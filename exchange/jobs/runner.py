@@ -1,0 +1,135 @@
+"""Runs one job through its phases: fetch → transform → plan → deliver → finish.
+
+Each phase records what it produced on the job (blob keys, counts, delivery progress) before the
+next begins, so a job resumed after a crash or restart continues where it stopped: finished phases
+are skipped and a delivery resumes at the first part not yet accepted, with the same
+``Idempotency-Key`` for a part that may or may not have arrived.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ..errors import CsvDataError, ExchangeError, PayloadTooLarge
+from ..models import TERMINAL_STATES, Audience, Endpoint, Job, Share, utcnow
+from .executor import renew_lease
+from .states import event, transition
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    pass
+
+
+class JobFailed(ExchangeError):
+    title = "Job failed"
+    type_slug = "job-failed"
+
+
+class Context:
+    """What a job's phases share: the runtime, ids, and helpers to save progress."""
+
+    def __init__(self, rt, job_id: str, owner: str, stop: threading.Event | None):
+        self.rt, self.job_id, self.owner, self.stop = rt, job_id, owner, stop
+        self._last_cancel_check = 0.0
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"job-{job_id[:8]}-"))
+
+    def load(self, s):
+        job = s.get(Job, self.job_id)
+        share = s.get(Share, job.share_id) if job.share_id else None
+        aud = s.get(Audience, share.audience_id) if share else None
+        dest = s.get(Endpoint, share.destination_id) if share else None
+        src = s.get(Endpoint, aud.endpoint_id) if aud else None
+        return job, share, aud, dest, src
+
+    def update(self, fn) -> None:
+        """Apply ``fn(session, job)`` and commit; raise Cancelled if the job was cancelled meanwhile."""
+        with self.rt.db.session() as s:
+            job = s.get(Job, self.job_id)
+            if job.state in TERMINAL_STATES:
+                raise Cancelled()
+            fn(s, job)
+        self._notify()
+
+    def set_state(self, state: str, message: str = "", data: dict | None = None) -> None:
+        def _set(s, job):
+            if job.state != state:
+                transition(s, job, state, message, data=data)
+            elif message:
+                event(s, job, message, data=data)
+        self.update(_set)
+
+    def event(self, message: str, kind: str = "info", data: dict | None = None) -> None:
+        self.update(lambda s, job: event(s, job, message, kind=kind, data=data))
+
+    def check_cancel(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_cancel_check < 0.5:
+            return
+        self._last_cancel_check = now
+        if self.stop is not None and self.stop.is_set():
+            raise Interrupted()
+        with self.rt.db.session() as s:
+            job = s.get(Job, self.job_id)
+            if job.cancel_requested or job.state == "cancelled":
+                raise Cancelled()
+        if not renew_lease(self.rt, self.job_id, self.owner):
+            raise Interrupted()  # someone else owns the job now
+
+    def _notify(self) -> None:
+        from .webhooks import notify_state
+
+        notify_state(self.rt, self.job_id)
+
+
+class Interrupted(Exception):
+    """The process is stopping or lost the lease: leave the job for the next claim."""
+
+
+def run_job(rt, job_id: str, owner: str, stop: threading.Event | None = None) -> None:
+    from . import phases
+
+    ctx = Context(rt, job_id, owner, stop)
+    try:
+        with rt.db.session() as s:
+            job = s.get(Job, job_id)
+            job.attempts += 1
+        phases.run(ctx)
+    except Cancelled:
+        _end(ctx, "cancelled", "cancelled by user")
+    except Interrupted:
+        log.info("job %s interrupted; it will resume on the next claim", job_id)
+    except (CsvDataError, PayloadTooLarge, JobFailed) as exc:
+        _end(ctx, "failed", exc.detail, error=exc.problem())
+    except ExchangeError as exc:
+        _end(ctx, "failed", exc.detail, error=exc.problem())
+    except Exception as exc:  # noqa: BLE001 - a bug fails the job, it does not kill the worker
+        log.exception("job %s failed unexpectedly", job_id)
+        _end(ctx, "failed", f"internal error ({type(exc).__name__})",
+             error={"type": "about:blank", "title": "Internal error", "status": 500,
+                    "detail": f"internal error ({type(exc).__name__})"})
+    finally:
+        import shutil
+
+        shutil.rmtree(ctx.tmp, ignore_errors=True)
+        with rt.db.session() as s:
+            job = s.get(Job, job_id)
+            if job is not None and job.lease_owner == owner:
+                job.lease_owner, job.lease_expires_at = None, None
+
+
+def _end(ctx: Context, state: str, message: str, error: dict | None = None) -> None:
+    def _set(s, job):
+        if state == "cancelled":
+            job.cancel_requested = True
+        if error:
+            job.error = error
+        transition(s, job, state, message)
+    try:
+        ctx.update(_set)
+    except Cancelled:
+        pass

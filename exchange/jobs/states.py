@@ -1,0 +1,53 @@
+"""The job state machine (SPEC §8): allowed transitions, each recorded as an event."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ..models import TERMINAL_STATES, Job, JobEvent, utcnow
+
+ACTIVE = ("fetching", "awaiting_source", "transforming", "delivering", "awaiting_consumer")
+ALLOWED: dict[str, set[str]] = {
+    "queued": {"fetching", "cancelled", "failed"},
+    "fetching": {"fetching", "awaiting_source", "transforming", "succeeded", "failed", "cancelled"},
+    "awaiting_source": {"fetching", "failed", "cancelled"},
+    "transforming": {"transforming", "delivering", "failed", "cancelled", "succeeded"},
+    "delivering": {"delivering", "awaiting_consumer", "succeeded", "partially_succeeded", "failed", "cancelled"},
+    "awaiting_consumer": {"succeeded", "partially_succeeded", "failed", "cancelled"},
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+def event(session: Session, job: Job, message: str, *, kind: str = "info", data: dict | None = None) -> None:
+    session.add(JobEvent(job_id=job.id, kind=kind, state=job.state, message=message, data=data))
+
+
+def transition(session: Session, job: Job, state: str, message: str = "", *, data: dict | None = None) -> bool:
+    """Move ``job`` to ``state`` and record it; returns False if the job already is terminal."""
+    if job.state in TERMINAL_STATES:
+        return False
+    if state != job.state and state not in ALLOWED.get(job.state, set()):
+        raise IllegalTransition(f"{job.state} -> {state}")
+    now = utcnow()
+    timings = dict(job.timings or {})
+    # per-phase timings: time spent in the state we leave
+    mark = (job.progress or {}).get("_state_since")
+    if mark and job.state != state:
+        from datetime import datetime
+        elapsed = (now - datetime.fromisoformat(mark)).total_seconds()
+        timings[job.state] = round(timings.get(job.state, 0.0) + elapsed, 3)
+        job.timings = timings
+    if job.state != state:
+        job.progress = {**(job.progress or {}), "_state_since": now.isoformat()}
+    previous = job.state
+    job.state = state
+    if state in ACTIVE and job.started_at is None:
+        job.started_at = now
+    if state in TERMINAL_STATES:
+        job.finished_at = now
+        job.lease_owner, job.lease_expires_at = None, None
+    session.add(JobEvent(job_id=job.id, kind="state", state=state,
+                         message=message or f"{previous} → {state}", data=data))
+    return True
