@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -150,6 +151,9 @@ class Adapter:
         self.context = context
         self.session = session
         self.base_url = (base_url or self.default_base_url()).rstrip("/")
+        # Called before every HTTP request; the driver installs its rate pacer here, so a hook that
+        # needs two requests (a token, then a create) is paced per request, not per call.
+        self.pace: Callable[[], None] = _no_pacing
         _LIVE.add(self)
 
     # -- declarations helpers -------------------------------------------------------------
@@ -224,6 +228,7 @@ class Adapter:
         Statuses listed in ``ok`` are returned to the caller instead of raising.
         """
         kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
+        self.pace()
         try:
             response = self.session.request(method, url, **kwargs)
         except (requests.Timeout, requests.ConnectionError) as err:
@@ -254,6 +259,10 @@ class Adapter:
     def credentials_error(self, detail: str, setting: str | None = None) -> InvalidCredentials:
         setting = setting or self.auth_setting
         return InvalidCredentials(self.scrub(f"{detail} (check the setting '{setting}')"), setting=setting)
+
+
+def _no_pacing() -> None:
+    return None
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -46,7 +46,7 @@ class DeliveryReport:
     added: int = 0
     removed: int = 0
     rejected: list[tuple[dict, str]] = field(default_factory=list)
-    requests: int = 0  # deliver_batch attempts, i.e. HTTP requests for rows
+    requests: int = 0  # deliver_batch attempts (one HTTP request each)
     retries: int = 0  # attempts repeated after a transient failure (rate-limit waits excluded)
     waited_seconds: float = 0.0  # time spent waiting on 429s
     backoff_seconds: float = 0.0  # time spent backing off before retries
@@ -121,6 +121,7 @@ class _Delivery:
 
     # -- public flow ----------------------------------------------------------------------
     def run(self, adds: Iterable[dict], removes: Iterable[dict]) -> DeliveryReport:
+        previous, self.adapter.pace = self.adapter.pace, self._pace
         try:
             for event in self._call(self.adapter.prepare, "prepare"):
                 self.emit(event)
@@ -131,7 +132,12 @@ class _Delivery:
         except _Stopped:
             self.report.cancelled = True
             self.emit("delivery cancelled")
+        finally:
+            self.adapter.pace = previous
         return self.report
+
+    def _pace(self) -> None:
+        self._sleep(self.bucket.reserve())
 
     def emit(self, event: str) -> None:
         event = self.adapter.scrub(event)
@@ -185,7 +191,6 @@ class _Delivery:
         is_batch = what in ("add", "remove")
         while True:
             self._checkpoint()
-            self._sleep(self.bucket.reserve())
             if is_batch:
                 with self.lock:
                     self.report.requests += 1

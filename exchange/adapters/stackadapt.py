@@ -12,7 +12,8 @@ Email is required: rows without one are rejected before sending. ``userErrors`` 
 ``upsertProfiles`` reject the rows they point at (the whole batch when they point nowhere);
 ``userErrors`` on the mapping mutations mean our mapping is wrong, a permanent error.
 
-Limits as implemented (none published, all assumed): 1,000 profiles per request, 10 requests/s;
+Limits as implemented (none published, all assumed): 1,000 profiles per request, 10 requests/s
+with 2 in flight (one 1,000-profile document takes its fake ~100 ms, so one connection stays short);
 StackAdapt's 429 has no Retry-After, so the driver backs off exponentially.
 """
 from __future__ import annotations
@@ -104,6 +105,7 @@ class StackAdaptAdapter(Adapter):
     native_modes = frozenset({"add", "remove"})
     batch_size = 1000
     rate_limit = 10.0
+    concurrency = 2  # StackAdapt takes ~100 ms to parse a 1,000-profile document
     requires_snapshot = True
     auth_setting = "graphql_token"
     base_url_default = BASE_URL

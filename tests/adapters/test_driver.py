@@ -30,6 +30,7 @@ class Scripted(Adapter):
         self.log: list[tuple[str, object]] = []
 
     def prepare(self):
+        self.pace()  # stands for one HTTP request
         self.log.append(("prepare", None))
         return ["prepared"]
 
@@ -37,6 +38,7 @@ class Scripted(Adapter):
         return None if row.get("id") else "id is required"
 
     def deliver_batch(self, op, rows):
+        self.pace()
         self.log.append((op, [r["id"] for r in rows]))
         if self.script:
             exc = self.script.pop(0)
@@ -45,6 +47,7 @@ class Scripted(Adapter):
         return BatchResult(accepted=len(rows), events=[f"{op} {len(rows)}"])
 
     def finish(self):
+        self.pace()
         self.log.append(("finish", None))
         return ["finished"]
 

@@ -8,8 +8,9 @@ in a daemon thread, and adds what every fake needs:
 * ``unexpected``: requests no route matched — tests assert it stays empty;
 * ``latency``: seconds added to every request (the bench uses 0.02);
 * ``fail_next(n, status)``: transient failures (5xx) for the next ``n`` requests;
-* ``throttle_next(n, retry_after)``: forced 429s; ``rate_limit``/``burst``: a token bucket that
-  answers 429 (with ``Retry-After`` when ``send_retry_after``) when a client goes too fast.
+* ``throttle_next(n, retry_after)``: forced 429s; ``rate_limit``/``burst``: a token bucket (burst
+  one second's worth by default) that answers 429 (with ``Retry-After`` when ``send_retry_after``)
+  when a client goes too fast.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     status: int = 0
+    at: float = 0.0  # time.monotonic() on arrival, for rate measurements
 
     @property
     def json(self) -> Any:
@@ -58,15 +60,16 @@ class FakePartner:
 
     send_retry_after = True  # StackAdapt's 429 carries no Retry-After
 
-    def __init__(self, *, latency: float = 0.0, rate_limit: float | None = None, burst: float = 2.0):
+    def __init__(self, *, latency: float = 0.0, rate_limit: float | None = None, burst: float | None = None):
         self.latency = latency
         self.rate_limit = rate_limit
-        self.burst = burst
+        # "N requests per second" as partners usually mean it: up to one second's worth at once.
+        self.burst = burst if burst is not None else max(2.0, rate_limit or 0.0)
         self.requests: list[Recorded] = []
         self.unexpected: list[Recorded] = []
         self.lock = threading.RLock()
         self._injected: deque[tuple[int, float | None]] = deque()
-        self._tokens = burst
+        self._tokens = self.burst
         self._updated = time.monotonic()
         self.throttled = 0  # 429s answered because the client exceeded rate_limit
         self._server = None
@@ -117,7 +120,8 @@ class FakePartner:
     def _wsgi(self, environ: dict, start_response: Any) -> Any:
         request = Request(environ)
         record = Recorded(
-            request.method, request.path, dict(request.args), dict(request.headers), request.get_data()
+            request.method, request.path, dict(request.args), dict(request.headers), request.get_data(),
+            at=time.monotonic(),
         )
         with self.lock:
             self.requests.append(record)
