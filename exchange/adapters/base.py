@@ -4,7 +4,8 @@ An adapter is a small class (singer-sdk / action-destinations style) that *decla
 settings schema, accepted identifiers, native modes, batch size and rate limit, and overrides
 ``check``, ``prepare``, ``deliver_batch`` and ``finish``. It never loops, sleeps or retries: the
 engine-side driver (:mod:`exchange.adapters.driver`) owns batching, pacing, retries and counts.
-Each ``deliver_batch`` call sends exactly one HTTP request, so the driver's pacing is per request.
+Every HTTP request goes through :meth:`Adapter.request`, which calls the driver's pacer first, so
+the rate limit holds per request even when a hook sends two (a token, then a create).
 
 Secrets: every settings field flagged ``secret`` is ``load_only`` (never dumped) and its value is
 scrubbed from every message an adapter builds and from urllib3's debug log lines (which print
