@@ -13,6 +13,7 @@ import io
 import re
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: Identifier column names the protocol knows (SPEC §6); every other column is an attribute.
@@ -159,8 +160,8 @@ def gunzip_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
 class CsvRows:
     """Rows of a CSV byte stream, decoded strictly as UTF-8 (BOM tolerated), header read first.
 
-    Iterating yields ``(line_number, fields)`` for every non-blank record after the header; errors in
-    the bytes surface as :class:`CsvFormatError` while iterating, so a caller can stop mid-stream.
+    ``reading()`` gives the rows after the header; errors in the bytes surface as
+    :class:`CsvFormatError` while iterating, so a caller can stop mid-stream.
     """
 
     def __init__(self, chunks: Iterable[bytes], *, gzip: bool = False):
@@ -181,12 +182,15 @@ class CsvRows:
             raise CsvFormatError(f"the header is not valid CSV/UTF-8: {exc}") from exc
         raise CsvFormatError("the body is empty: a header row is required")
 
-    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+    @contextmanager
+    def reading(self) -> Iterator[Iterator[list[str]]]:
+        """The csv reader over the data rows (blank lines come as ``[]``), iterated at C speed.
+
+        Decoding and CSV errors raised while the caller iterates become :class:`CsvFormatError`.
+        """
         reader = self._reader
         try:
-            for row in reader:
-                if row:
-                    yield reader.line_num, row
+            yield reader
         except UnicodeDecodeError as exc:
             raise CsvFormatError(f"the body is not valid UTF-8 near line {reader.line_num + 1}") from exc
         except csv.Error as exc:

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from exchange.toolkit.ref_csv import CsvRows
-from exchange.toolkit.ref_members import Key, Layout, Tally, iter_stored, new_writer, union_header, valid_rows
+from exchange.toolkit.ref_members import (
+    Key,
+    Layout,
+    Tally,
+    format_rows,
+    is_blank_key,
+    iter_stored,
+    union_header,
+    write_rows,
+)
 
 STAGING_GLOB = ".*.tmp"
+WRITE_BATCH = 10_000
 
 
 class StagedReplace:
@@ -42,29 +52,46 @@ class StagedReplace:
         return number in (self.next_part, self.next_part - 1) and number <= self.total_parts
 
     def append(self, number: int, rows: CsvRows) -> Tally:
-        """Stage the rows of part ``number``; on any error the staging file is left as it was."""
+        """Stage the rows of part ``number``; on any error the staging file is left as it was.
+
+        This is the hot loop of a large replace, so it iterates the csv reader directly and writes
+        in batches instead of going through per-row helpers.
+        """
         self._adopt_header(rows.header)
         layout = self._layout
         assert layout is not None
         incoming = Layout.of(rows.header, self._extra)
-        relay = incoming.mapper(layout.header)
-        tally = Tally()
+        relay, stage_key, key_of = incoming.mapper(layout.header), layout.key, incoming.key
+        width, keys, tally = len(rows.header), self._keys, Tally()
         added: list[Key] = []
+        batch: list[list[str]] = []
         offset = self.path.stat().st_size
         try:
-            with self.path.open("a", encoding="utf-8", newline="") as handle:
-                writer = new_writer(handle)
-                for _key, row in valid_rows(rows, incoming, tally):
-                    row = relay(row)
-                    key = layout.key(row)
-                    if key in self._keys:
+            with self.path.open("a", encoding="utf-8", newline="") as handle, rows.reading() as reader:
+                for row in reader:
+                    if len(row) != width:
+                        tally.rejected += bool(row)  # blank lines are not rows
                         continue
-                    self._keys.add(key)
+                    key = key_of(row)
+                    if is_blank_key(key):
+                        tally.rejected += 1
+                        continue
+                    tally.accepted += 1
+                    if relay is not None:
+                        row = relay(row)
+                        key = stage_key(row)
+                    if key in keys:
+                        continue  # first row of a key wins within one replace
+                    keys.add(key)
                     added.append(key)
-                    writer.writerow(row)
+                    batch.append(row)
+                    if len(batch) >= WRITE_BATCH:
+                        handle.write(format_rows(batch))
+                        batch.clear()
+                handle.write(format_rows(batch))
         except BaseException:
             os.truncate(self.path, offset)
-            self._keys.difference_update(added)
+            keys.difference_update(added)
             raise
         self.next_part = max(self.next_part, number + 1)
         return tally
@@ -81,7 +108,7 @@ class StagedReplace:
     def _adopt_header(self, header: list[str]) -> None:
         if self._layout is None:
             with self.path.open("w", encoding="utf-8", newline="") as handle:
-                new_writer(handle).writerow(header)
+                write_rows(handle, [header])
             self._layout = Layout.of(header, self._extra)
             return
         old = self._layout
@@ -92,12 +119,15 @@ class StagedReplace:
         relay = old.mapper(new.header)
         rewritten = self.path.with_suffix(".union.tmp")
         keys: set[Key] = set()
-        with rewritten.open("w", encoding="utf-8", newline="") as handle:
-            writer = new_writer(handle)
-            writer.writerow(new.header)
+
+        def relaid() -> Iterator[list[str]]:
             for row in iter_stored(self.path, len(old.header)):
-                row = relay(row)
+                row = relay(row) if relay is not None else row
                 keys.add(new.key(row))
-                writer.writerow(row)
+                yield row
+
+        with rewritten.open("w", encoding="utf-8", newline="") as handle:
+            write_rows(handle, [new.header])
+            write_rows(handle, relaid())
         os.replace(rewritten, self.path)
         self._layout, self._keys = new, keys

@@ -218,6 +218,8 @@ class ReferenceEndpoint:
         return self.app(environ, start_response)
 
     def start(self) -> Self:
+        if self._server is not None:
+            return self  # already running (e.g. started by hand, then used as a context manager)
         self._server = build_server(self.host, self.port, self.wsgi)
         self.port = self._server.port
         self._thread = threading.Thread(

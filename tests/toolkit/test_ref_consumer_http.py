@@ -39,6 +39,7 @@ def test_add_answers_counts(endpoint: ReferenceEndpoint, http: requests.Session,
     ("mode", "body", "headers", "status", "detail"),
     [
         ("merge", "email\na\n", {}, 400, "mode"),
+        ("add", "first_name,country\nAnn,FR\n", {}, 400, "no identifier column"),
         ("", "email\na\n", {}, 400, "mode"),
         ("add", '{"email": "a"}', {"Content-Type": "application/json"}, 400, "text/csv"),
         ("add", "", {}, 400, "header row is required"),
