@@ -26,6 +26,7 @@ class Cancelled(Exception):
 
 
 class JobFailed(ExchangeError):
+    status = 422
     title = "Job failed"
     type_slug = "job-failed"
 

@@ -173,7 +173,7 @@ def test_invalid_utf8_row_is_rejected_not_fatal(live, tmp_path):
     prod, cons, p, c, aud = _setup(live, tmp_path)
     with prod, cons:
         prod.serve_raw("aud", raw)
-        job = wait_job(live, _share(live, aud, c)["last_job_id"])
+        job = wait_job(live, _share(live, aud, c, reject_threshold=0.5)["last_job_id"])
         assert job["state"] == "partially_succeeded"
         assert job["counts"]["rejected"] == 1 and _members(cons) == HASHES
 

@@ -80,11 +80,13 @@ def test_share_matrix(live, tmp_path, producer, consumer, mode):
             c_ep.consumer_file("Loyal").write_text(
                 f"email_sha256,first_name,country\n{sha('old@example.com')},Old,IT\n{sha('bob@example.com')},Bob,DE\n")
         r = api.post("/v1/shares", json={"audience_id": aud["id"], "destination_id": c_reg["id"],
-                                         "destination_audience": "Loyal", "mapping": MAPPING, "mode": mode})
+                                         "destination_audience": "Loyal", "mapping": MAPPING, "mode": mode,
+                                         "reject_threshold": 0.5})
         assert r.status_code == 201, r.json
         share = r.json
         job = wait_job(api, share["last_job_id"])
         counts = job["counts"]
+        assert job["state"] != "failed", (job["error"], [e["message"] for e in api.get(f"/v1/jobs/{job['id']}/events").json["items"]])
         assert (counts["received"], counts["valid"], counts["rejected"], counts["duplicates"]) == (5, 3, 1, 1)
         if consumer == "pull":
             assert job["state"] == "awaiting_consumer"
