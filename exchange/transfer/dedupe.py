@@ -7,15 +7,16 @@ an earlier key. The **first occurrence wins** and the output keeps input order.
 
 Memory stays bounded in two phases:
 
-1. While fewer than ``memory_keys`` distinct keys have been seen, a plain set answers at once and
-   duplicates never reach the staging file; small audiences are deduplicated in a single pass.
+1. While the distinct keys seen fit in ``memory_bytes`` (128 MiB, estimated as key length + 100
+   bytes each, ~750k SHA-256 keys) and ``memory_keys``, a plain set answers at once and duplicates
+   never reach the staging file; most audiences are deduplicated in this single pass.
 2. Past that, the set is spilled to ``partitions`` temp files (hash-partitioned, so all copies of a
    key share one file, in input order) and every later key is appended there. :meth:`finish` then
    reads one partition at a time into a set and returns the staging lines of the later copies;
    :func:`copy_without` removes them while copying the staging file to the output.
 
-A partition holds about ``rows / partitions`` keys, so memory is flat until ~partitions x
-memory_keys rows (64 x 200k = 12.8M rows by default); raise ``partitions`` for larger audiences.
+A partition holds about ``rows / partitions`` keys (10M rows: ~156k keys, ~25 MB), so memory stays
+flat up to ~50M rows with the default 64 partitions; raise ``partitions`` for larger audiences.
 Python's ``hash`` only chooses the partition, so its per-process seed never changes the result.
 """
 from __future__ import annotations
@@ -29,12 +30,16 @@ from typing import IO
 
 __all__ = ["Deduper", "copy_without"]
 
+_KEY_OVERHEAD = 100  # str header (49-80 bytes) plus its set slot, per key held in memory
+
 
 class Deduper:
-    def __init__(self, workdir: str, *, memory_keys: int = 200_000, partitions: int = 64,
-                 partition_of: Callable[[str], int] = hash):
+    def __init__(self, workdir: str, *, memory_keys: int = 2_000_000, memory_bytes: int = 128 << 20,
+                 partitions: int = 64, partition_of: Callable[[str], int] = hash):
         self._workdir = workdir
         self._memory_keys = memory_keys
+        self._memory_bytes = memory_bytes
+        self._bytes = 0
         self._partitions = partitions
         self._partition_of = partition_of
         self._seen: set[str] | None = set()
@@ -56,7 +61,8 @@ class Deduper:
             self.duplicates += 1
             return False
         seen.add(key)
-        if len(seen) >= self._memory_keys:
+        self._bytes += len(key) + _KEY_OVERHEAD
+        if self._bytes > self._memory_bytes or len(seen) >= self._memory_keys:
             self._spill()
         return True
 

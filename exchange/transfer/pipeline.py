@@ -68,7 +68,8 @@ def run_transform(
     default_country: str | None = None,
     cancel_check: Callable[[], bool] | None = None,
     progress: Callable[[int], None] | None = None,
-    dedupe_memory_keys: int = 200_000,
+    dedupe_memory_keys: int = 2_000_000,
+    dedupe_memory_bytes: int = 128 << 20,
     dedupe_partitions: int = 64,
 ) -> TransformResult:
     stream = open_csv(chunks, gzip=gzip, limits=limits or CsvLimits())
@@ -81,7 +82,8 @@ def run_transform(
         raise
     out_dir = os.path.dirname(os.path.abspath(out_path))
     workdir = tempfile.mkdtemp(prefix=".transform-", dir=out_dir)
-    deduper = Deduper(workdir, memory_keys=dedupe_memory_keys, partitions=dedupe_partitions)
+    deduper = Deduper(workdir, memory_keys=dedupe_memory_keys, memory_bytes=dedupe_memory_bytes,
+                      partitions=dedupe_partitions)
     try:
         staging = os.path.join(workdir, "staging.csv")
         rejects_tmp = os.path.join(workdir, "rejects.csv")

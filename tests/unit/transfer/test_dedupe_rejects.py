@@ -38,6 +38,17 @@ def test_dedupe_is_exact_first_wins_and_keeps_order(tmp_path, memory_keys, parti
     assert kept == EXPECTED
 
 
+def test_memory_bytes_bound_triggers_the_spill(tmp_path):
+    deduper = Deduper(str(tmp_path), memory_bytes=1000, partitions=2)
+    for i in range(10):
+        assert deduper.check("k" * 10 + str(i), i, 1)
+    assert deduper.spilled  # 10 keys x (11 + 100) bytes > 1000
+    assert deduper.check("k" * 10 + "0", 10, 1)  # staged; finish() finds it is a duplicate
+    drops, _ = deduper.finish()
+    assert list(drops) == [10] and deduper.duplicates == 1
+    deduper.close()
+
+
 def test_dedupe_counts_duplicates_in_both_phases(tmp_path):
     deduper = Deduper(str(tmp_path), memory_keys=3, partitions=2)
     staged = sum(deduper.check(k, i, 1) for i, k in enumerate(["x", "x", "y", "z", "x", "w", "w"]))
