@@ -5,10 +5,8 @@ delivery to download and acknowledge, a partner endpoint gets batches through it
 """
 from __future__ import annotations
 
-import csv
 import gzip as gzip_mod
-import io
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlalchemy import select
 
@@ -37,29 +35,29 @@ def needs_snapshot(share, dest) -> bool:
     return share.mode == "replace" and not dest.replace_native and dest.consumer_transport == "push"
 
 
-def _rows(ctx: Context, key: str) -> Iterator[list[str]]:
-    with ctx.rt.blobs.local_path(key) as path, open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        next(reader, None)
-        yield from reader
+def _parts(ctx: Context, key: str, size: int) -> Iterator[tuple[bytes, int]]:
+    """Cut a CSV blob into bodies of at most ``size`` records, each with the header: (body, rows).
 
-
-def _parts(ctx: Context, key: str, columns: list[str], size: int) -> Iterator[bytes]:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    n = 0
-    for row in _rows(ctx, key):
-        writer.writerow(row)
-        n += 1
-        if n == size:
-            yield buf.getvalue().encode()
-            buf.seek(0)
-            buf.truncate()
-            writer.writerow(columns)
-            n = 0
-    if n:
-        yield buf.getvalue().encode()
+    Works on bytes: a record ends at a newline outside quotes, and quote parity per line tells
+    which newlines are inside a quoted field, so no row is parsed or re-encoded.
+    """
+    with ctx.rt.blobs.local_path(key) as path, open(path, "rb") as fh:
+        header = fh.readline()
+        while header.count(b'"') % 2:
+            header += fh.readline()
+        buf: list[bytes] = [header]
+        rows, inside = 0, False
+        for line in fh:
+            buf.append(line)
+            if b'"' in line and line.count(b'"') % 2:
+                inside = not inside
+            if not inside:
+                rows += 1
+                if rows == size:
+                    yield b"".join(buf), rows
+                    buf, rows = [header], 0
+        if rows:
+            yield b"".join(buf), rows
 
 
 def deliver(ctx: Context) -> None:
@@ -96,8 +94,9 @@ def _push(ctx: Context, progress: dict) -> bool:
         if op["rows"] == 0 and op["mode"] != "replace":
             continue
         first = done.get(str(i), 0)
-        parts = _parts(ctx, op["key"], columns, size) if op["rows"] else iter([(",".join(columns) + "\n").encode()])
-        for n, body in enumerate(parts, start=1):
+        empty = [((",".join(columns) + "\n").encode(), 0)]
+        parts = _parts(ctx, op["key"], size) if op["rows"] else iter(empty)
+        for n, (body, rows_in_part) in enumerate(parts, start=1):
             if n <= first:
                 continue
             ctx.check_cancel()
@@ -111,7 +110,6 @@ def _push(ctx: Context, progress: dict) -> bool:
 
             resp = call_with_retries(attempt, max_attempts=ctx.rt.config.max_attempts,
                                      on_wait=lambda sec, why: ctx.event(f"waiting {sec:.0f}s: {why}"))
-            rows_in_part = body.count(b"\n") - 1 if b'"' not in body else _count_rows(body)
             accepted, rejected = rows_in_part, 0
             if resp.status_code == 202:
                 pending_ack = True
@@ -142,10 +140,6 @@ def _push(ctx: Context, progress: dict) -> bool:
         _await_ack(ctx, progress, kind="push")
         return False
     return True
-
-
-def _count_rows(body: bytes) -> int:
-    return sum(1 for _ in csv.reader(io.StringIO(body.decode()))) - 1
 
 
 def _await_ack(ctx: Context, progress: dict, *, kind: str) -> None:
@@ -272,12 +266,10 @@ def advance_snapshot(rt, job_id: str, share, progress: dict) -> str:
         if share.snapshot_key and rt.blobs.exists(share.snapshot_key):
             old = tmp / "old.snapshot"
             with open(old, "wb") as fh:
-                for chunk in rt.blobs.iter_chunks(share.snapshot_key):
-                    fh.write(chunk)
+                fh.writelines(rt.blobs.iter_chunks(share.snapshot_key))
         out = tmp / "out.csv"
         with open(out, "wb") as fh:
-            for chunk in rt.blobs.iter_chunks(progress["output_key"]):
-                fh.write(chunk)
+            fh.writelines(rt.blobs.iter_chunks(progress["output_key"]))
         next_snapshot(share.mode, old, out, progress["key_columns"], tmp / "new.snapshot")
         key = f"snapshots/{share.id}/{job_id}.snapshot"
         rt.blobs.put_file(key, tmp / "new.snapshot")
