@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Self
 
 import requests
+import urllib3
 
 __all__ = [
     "TERMINAL_STATES",
@@ -54,7 +55,8 @@ CHUNK = 256 * 1024
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 USER_AGENT = "exchange-toolkit/1.0"
 # a body cut short mid-stream: resumable with Range
-DROPPED = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+DROPPED = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+           urllib3.exceptions.HTTPError, OSError)
 
 
 class ToolkitError(Exception):
@@ -639,7 +641,7 @@ class Client:
                 raise
             try:
                 with response, part.open("ab" if response.status_code == 206 else "wb") as fh:
-                    for chunk in response.iter_content(CHUNK):
+                    for chunk in _body_chunks(response):
                         fh.write(chunk)
                         if progress:
                             progress(len(chunk))
@@ -671,6 +673,17 @@ class Client:
     # --- adapters --------------------------------------------------------------------------------
     def list_adapters(self) -> list[JSON]:
         return self._json("GET", "/v1/adapters")["items"]
+
+
+def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives. ``read1`` hands over every byte received before a connection drops,
+    where ``iter_content`` would discard the last partial chunk, so a resume loses nothing."""
+    raw = response.raw
+    if not hasattr(raw, "read1"):
+        yield from response.iter_content(CHUNK)
+        return
+    while data := raw.read1(CHUNK, decode_content=True):
+        yield data
 
 
 def _read_reporting(fh: IO[bytes], progress: Progress | None) -> bytes:

@@ -1,0 +1,304 @@
+"""``exchange demo``: the product working end to end in one command, on loopback.
+
+:func:`run_demo` migrates the database, creates (or, on a restart, reuses) a "Demo" account with a
+web user and an API key, starts three reference endpoints in this process — a CRM (PULL producer over
+``sample_data/crm``), an ad platform (PUSH consumer writing to ``<var_dir>/demo/ads``) and a
+warehouse (PULL consumer that pulls with ``exchange-toolkit pull``) — registers them through the
+API with the toolkit client, creates two shares (loyal customers to the ad platform now, newsletter
+subscribers to the warehouse every hour with delta), runs them, and prints where everything is.
+
+What it created is remembered in ``<var_dir>/demo.json`` (readable by its owner only: it holds the
+demo's key and password), so running it again reuses the account, endpoints and shares.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from .config import Config
+from .errors import ConfigError
+from .toolkit.client import Client, NotFound, ToolkitError
+from .toolkit.reference_endpoint import ReferenceEndpoint
+
+DEMO_EMAIL = "demo@example.com"
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "crm"
+EMAIL_SHA256 = {"source": "email", "target": "email_sha256", "transform": ["normalize_email", "sha256"]}
+ADS_AUDIENCE = "Loyal customers"
+WAREHOUSE_AUDIENCE = "Newsletter subscribers"
+JOB_WAIT_SECONDS = 120.0
+
+
+@dataclass
+class DemoInfo:
+    """What the demo set up; also what ``demo.json`` stores (without the runtime-only fields)."""
+
+    url: str
+    account_id: str
+    api_key: str
+    email: str
+    password: str
+    endpoint_ids: dict[str, str]
+    share_ids: dict[str, str]
+    warehouse_key: str
+    ads_file: Path
+    warehouse_dir: Path
+    state_file: Path
+    reused: bool
+    jobs: dict[str, dict] = field(default_factory=dict)
+
+
+def _load_state(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is unreadable ({exc}); delete it to start the demo afresh") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _save_state(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(state, fh, indent=2)
+    tmp.replace(path)
+
+
+def _ensure_account(rt, state: dict) -> bool:
+    """Make ``state`` name a live Demo account, user and working key; True when they already existed."""
+    from sqlalchemy import select
+    from werkzeug.security import generate_password_hash
+
+    from .auth.keys import authenticate, create_account, issue_key
+    from .auth.users import create_user
+    from .errors import Unauthorized
+    from .models import Account, User
+
+    with rt.db.session() as s:
+        account = s.get(Account, state["account_id"]) if state.get("account_id") else None
+        user = s.scalar(select(User).where(User.email == DEMO_EMAIL))
+        if account is None and user is not None:
+            account = s.get(Account, user.account_id)  # the database outlived demo.json
+        reused = account is not None
+        if account is None:
+            account, state["api_key"] = create_account(s, "Demo")
+        state["account_id"] = account.id
+        try:
+            if authenticate(s, state.get("api_key") or "").account_id != account.id:
+                raise Unauthorized()
+        except Unauthorized:
+            state["api_key"] = issue_key(s, account.id, name="demo")[1]
+        if not state.get("password") or user is None or user.account_id != account.id:
+            state["password"] = secrets.token_urlsafe(12)
+            if user is None:
+                create_user(s, account.id, DEMO_EMAIL, state["password"])
+            else:
+                user.password_hash = generate_password_hash(state["password"])
+    return reused
+
+
+def _start_endpoint(saved: dict, **kwargs) -> ReferenceEndpoint:
+    """Start on the port of the last run when it is free, so registered URLs stay valid."""
+    if saved.get("port"):
+        try:
+            return ReferenceEndpoint(port=saved["port"], **kwargs).start()
+        except OSError:
+            pass
+    return ReferenceEndpoint(port=0, **kwargs).start()
+
+
+def _ensure_endpoint(client: Client, saved: dict, body: dict, ep: ReferenceEndpoint | None) -> dict:
+    """Reuse the registered endpoint (pointing it at this run's URL) or register it again."""
+    if ep is not None:
+        body = {**body, "contact_url": ep.url}
+        saved["port"] = ep.port
+    current = None
+    if saved.get("id"):
+        try:
+            current = client.get_endpoint(saved["id"])
+        except NotFound:
+            current = None
+    if current is None:
+        created = client.register_endpoint(body)
+        saved.update(id=created["id"], endpoint_key=created["endpoint_key"])
+    elif ep is not None and current.get("contact_url") != ep.url:
+        client.update_endpoint(saved["id"], {"contact_url": ep.url, "credential": body["credential"]})
+    if not saved.get("endpoint_key"):
+        saved["endpoint_key"] = client.create_key("demo", scope="endpoint", endpoint_id=saved["id"])["key"]
+    return saved
+
+
+def _audience(client: Client, producer_id: str, external_id: str) -> dict:
+    for attempt in range(2):
+        for aud in client.iterate(client.search_audiences, producer=producer_id):
+            if aud["external_id"] == external_id:
+                return aud
+        if attempt == 0:
+            client.refresh_endpoint(producer_id)
+    raise ConfigError(f"the demo CRM does not offer {external_id!r}; is {SAMPLE_DIR} complete?")
+
+
+def _ensure_share(client: Client, shares: dict, name: str, body: dict) -> str | None:
+    """Create the share and run it once; an existing share is reused and not run again.
+
+    Returns the id of the job started now, if any."""
+    if shares.get(name):
+        try:
+            client.get_share(shares[name])
+            return None
+        except NotFound:
+            pass
+    share = client.create_share(body)
+    shares[name] = share["id"]
+    return share.get("last_job_id") or client.run_share(share["id"])["id"]
+
+
+def _endpoint_bodies(saved: dict) -> dict[str, dict]:
+    """Registration bodies (SPEC §4.1) of the demo's endpoints; contact URLs are added at start."""
+    return {
+        "crm": {"name": "Demo CRM", "producer": {"transport": "pull"},
+                "identifiers": ["email", "phone_e164", "customer_id", "maid"],
+                "attributes": ["first_name", "country"], "credential": saved["crm"]["credential"]},
+        "ads": {"name": "Demo ad platform", "identifiers": ["email_sha256"], "attributes": ["country"],
+                "consumer": {"transport": "push", "gzip": True, "max_rows_per_request": 1000},
+                "credential": saved["ads"]["credential"]},
+        "warehouse": {"name": "Demo warehouse", "consumer": {"transport": "pull"},
+                      "identifiers": ["email_sha256"], "attributes": ["first_name", "country"]},
+    }
+
+
+def _share_bodies(loyal: dict, newsletter: dict, ads_id: str, warehouse_id: str) -> dict[str, dict]:
+    country = {"source": "country", "target": "country"}
+    return {
+        "ads_now": {"audience_id": loyal["id"], "destination_id": ads_id, "mode": "add",
+                    "destination_audience": ADS_AUDIENCE, "mapping": [EMAIL_SHA256, country],
+                    "schedule": {"type": "now"}},
+        "warehouse_hourly": {
+            "audience_id": newsletter["id"], "destination_id": warehouse_id,
+            "destination_audience": WAREHOUSE_AUDIENCE, "mode": "add", "delta": True,
+            "mapping": [EMAIL_SHA256, {"source": "first_name", "target": "first_name"}, country],
+            "schedule": {"type": "interval", "every": "PT1H"}},
+    }
+
+
+def _setup(client: Client, state: dict, state_file: Path,
+           endpoints: dict[str, ReferenceEndpoint]) -> dict[str, str]:
+    """Register endpoints and shares through the API; returns the jobs started now, by share name."""
+    saved = state["endpoints"]
+    for name, body in _endpoint_bodies(saved).items():
+        _ensure_endpoint(client, saved[name], body, endpoints.get(name))
+    _save_state(state_file, state)  # endpoint keys are shown once: keep them even if a step below fails
+    crm_id = saved["crm"]["id"]
+    client.refresh_endpoint(crm_id)
+    loyal = _audience(client, crm_id, "loyal_customers")
+    newsletter = _audience(client, crm_id, "newsletter_subscribers")
+    shares = state.setdefault("shares", {})
+    started: dict[str, str] = {}
+    for name, body in _share_bodies(loyal, newsletter, saved["ads"]["id"], saved["warehouse"]["id"]).items():
+        if job_id := _ensure_share(client, shares, name, body):
+            started[name] = job_id
+    return started
+
+
+def run_demo(config: Config, *, serve: bool = True, host: str = "127.0.0.1", port: int = 8080,
+             out: Callable[[str], None] = print, sample_dir: Path | None = None) -> DemoInfo:
+    """Set up (or reuse) the demo, print how to use it, and serve the exchange until Ctrl-C if ``serve``."""
+    from .app import create_app
+    from .db import upgrade
+    from .runtime import Runtime
+
+    sample_dir = Path(sample_dir or SAMPLE_DIR)
+    if not sample_dir.is_dir():
+        raise ConfigError(f"sample data folder {sample_dir} is missing (run sample_data/generate.py)")
+    config = replace(config, allow_private_urls=True)
+    var_dir = Path(config.var_dir).resolve()
+    state_file = var_dir / "demo.json"
+    state = _load_state(state_file)
+    upgrade(config.database_url)
+    rt = Runtime(config)
+    app = create_app(runtime=rt)
+    try:
+        server = make_server(host, port if serve else 0, app, threaded=True)
+    except OSError as exc:
+        rt.shutdown()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    web_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{web_host}:{server.port}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    endpoints: dict[str, ReferenceEndpoint] = {}
+    try:
+        reused = _ensure_account(rt, state)
+        saved = state.setdefault("endpoints", {})
+        for name in ("crm", "ads", "warehouse"):
+            saved.setdefault(name, {}).setdefault("credential", secrets.token_urlsafe(24))
+        ads_dir, warehouse_dir = var_dir / "demo" / "ads", var_dir / "demo" / "warehouse"
+        warehouse_dir.mkdir(parents=True, exist_ok=True)
+        endpoints["crm"] = _start_endpoint(saved["crm"], producer_dir=sample_dir,
+                                           credential=saved["crm"]["credential"])
+        endpoints["ads"] = _start_endpoint(saved["ads"], consumer_dir=ads_dir,
+                                           credential=saved["ads"]["credential"])
+        if serve:
+            rt.start_background()
+        else:
+            rt.executor.start()
+        thread.start()
+        with Client(url, state["api_key"], retries=2, backoff=0.2) as client:
+            started = _setup(client, state, state_file, endpoints)
+            _save_state(state_file, state)
+            jobs = {name: client.wait_job(job_id, JOB_WAIT_SECONDS, interval=0.2,
+                                          until={"succeeded", "partially_succeeded", "failed", "cancelled",
+                                                 "awaiting_consumer"})
+                    for name, job_id in started.items()}
+        info = DemoInfo(url=url, account_id=state["account_id"], api_key=state["api_key"], email=DEMO_EMAIL,
+                        password=state["password"], endpoint_ids={k: v["id"] for k, v in saved.items()},
+                        share_ids=dict(state["shares"]), warehouse_key=saved["warehouse"]["endpoint_key"],
+                        ads_file=endpoints["ads"].app.consumer.path_for(ADS_AUDIENCE),
+                        warehouse_dir=warehouse_dir, state_file=state_file, reused=reused, jobs=jobs)
+        _report(info, out)
+        if serve:
+            out("Serving the exchange; press Ctrl-C to stop.")
+            try:
+                while thread.is_alive():
+                    thread.join(0.5)
+            except KeyboardInterrupt:
+                out("stopped")
+        return info
+    except ToolkitError as exc:
+        raise ConfigError(f"the demo could not set itself up: {exc}") from exc
+    finally:
+        if thread.is_alive():
+            server.shutdown()
+        server.server_close()
+        for ep in endpoints.values():
+            ep.stop()
+        rt.shutdown()
+
+
+def _report(info: DemoInfo, out: Callable[[str], None]) -> None:
+    lines = [
+        "",
+        f"Audience Exchange demo {'(reusing the existing demo)' if info.reused else 'is ready'}",
+        f"  web address   {info.url}/   (API docs: {info.url}/docs)",
+        f"  login         {info.email} / {info.password}",
+        f"  API key       {info.api_key}",
+        f"  ad platform   delivered file: {info.ads_file}",
+        (f"  warehouse     pull it with: exchange-toolkit --url {info.url} --key {info.warehouse_key} "
+         f"pull --out {info.warehouse_dir}"),
+        f"  demo state    {info.state_file}",
+    ]
+    for name, job in info.jobs.items():
+        counts = job.get("counts") or {}
+        lines.append(f"  job {name}: {job['state']} (received {counts.get('received', 0)}, "
+                     f"delivered {counts.get('delivered', 0)}, rejected {counts.get('rejected', 0)}, "
+                     f"duplicates {counts.get('duplicates', 0)}) — {job['id']}")
+    for line in lines:
+        out(line)

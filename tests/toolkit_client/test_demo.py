@@ -1,0 +1,82 @@
+"""``exchange demo`` run headless: the ad platform holds exactly the expected rows; a rerun reuses it all."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import stat
+
+from click.testing import CliRunner
+
+from exchange.demo import SAMPLE_DIR, run_demo
+from exchange.toolkit.cli import main as toolkit
+from tests.conftest import make_config
+from tests.toolkit_client.conftest import LiveExchange
+
+
+def expected_ads_rows() -> dict[str, str]:
+    """email_sha256 → country, computed independently from the CRM file (SPEC §6 normalization)."""
+    expected: dict[str, str] = {}
+    with (SAMPLE_DIR / "loyal_customers.csv").open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        for fields in reader:
+            if len(fields) != len(header):
+                continue  # malformed row: rejected
+            row = dict(zip(header, fields, strict=True))
+            email = row["email"].strip().lower()
+            local, at, domain = email.partition("@")
+            if not at or not local or not domain or "@" in domain or " " in email:
+                continue  # invalid email: rejected
+            expected.setdefault(hashlib.sha256(email.encode()).hexdigest(), row["country"])
+    return expected
+
+
+def test_demo_delivers_exact_rows_and_reuses_state_on_restart(tmp_path):
+    config = make_config(tmp_path, allow_private_urls=False)
+    lines: list[str] = []
+    info = run_demo(config, serve=False, out=lines.append)
+    printed = "\n".join(lines)
+    assert info.api_key in printed and info.password in printed and "demo@example.com" in printed
+    assert str(info.ads_file) in printed and info.url in printed
+
+    ads = info.jobs["ads_now"]
+    assert ads["state"] == "partially_succeeded", ads
+    with info.ads_file.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    expected = expected_ads_rows()
+    assert len(rows) == len(expected) == ads["counts"]["delivered"]
+    assert {r["email_sha256"]: r["country"] for r in rows} == expected
+    assert ads["counts"]["rejected"] == 3  # malformed email, wrong field count, no identifier
+
+    state_file = tmp_path / "var" / "demo.json"
+    assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
+    assert info.jobs["warehouse_hourly"]["state"] == "awaiting_consumer"
+
+    again = run_demo(config, serve=False, out=lines.append)
+    assert again.reused and again.account_id == info.account_id and again.api_key == info.api_key
+    assert again.endpoint_ids == info.endpoint_ids and again.share_ids == info.share_ids
+    assert again.password == info.password and again.jobs == {}  # nothing re-run
+    saved = json.loads(state_file.read_text())
+    assert saved["account_id"] == info.account_id
+
+    from exchange.db import Database
+    from exchange.models import Endpoint, Share
+    db = Database(config.database_url)
+    with db.session() as s:
+        assert s.query(Endpoint).count() == 3 and s.query(Share).count() == 2
+    db.dispose()
+
+    # the warehouse pulls its delivery with the toolkit, as the printed command says
+    live = LiveExchange(tmp_path)  # the same var_dir: the demo's database and blobs
+    try:
+        result = CliRunner().invoke(toolkit, ["--url", live.url, "--key", again.warehouse_key, "--json",
+                                              "pull", "--out", str(again.warehouse_dir)])
+        assert result.exit_code == 0, result.output
+        [pulled] = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")] or [None]
+        with open(pulled["path"], newline="", encoding="utf-8") as fh:
+            assert len(list(csv.DictReader(fh))) == pulled["rows"] > 0
+        job = live.client(again.api_key).wait_job(info.jobs["warehouse_hourly"]["id"], 30, interval=0.05)
+        assert job["state"] in ("succeeded", "partially_succeeded")
+    finally:
+        live.stop()
