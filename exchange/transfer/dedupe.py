@@ -7,9 +7,11 @@ an earlier key. The **first occurrence wins** and the output keeps input order.
 
 Memory stays bounded in two phases:
 
-1. While the distinct keys seen fit in ``memory_bytes`` (128 MiB, estimated as key length + 100
-   bytes each, ~750k SHA-256 keys) and ``memory_keys``, a plain set answers at once and duplicates
-   never reach the staging file; most audiences are deduplicated in this single pass.
+1. While the distinct keys seen fit in ``memory_bytes`` (32 MiB, estimated as key length + 100
+   bytes each, ~200k SHA-256 keys) and ``memory_keys``, a plain set answers at once and duplicates
+   never reach the staging file; small audiences are deduplicated in this single pass. (A larger
+   budget measured no faster on 1M rows: a big set misses the CPU cache as often as the spill
+   writes cost.)
 2. Past that, the set is spilled to ``partitions`` temp files (hash-partitioned, so all copies of a
    key share one file, in input order) and every later key is appended there. :meth:`finish` then
    reads one partition at a time into a set and returns the staging lines of the later copies;
@@ -34,7 +36,7 @@ _KEY_OVERHEAD = 100  # str header (49-80 bytes) plus its set slot, per key held 
 
 
 class Deduper:
-    def __init__(self, workdir: str, *, memory_keys: int = 2_000_000, memory_bytes: int = 128 << 20,
+    def __init__(self, workdir: str, *, memory_keys: int = 2_000_000, memory_bytes: int = 32 << 20,
                  partitions: int = 64, partition_of: Callable[[str], int] = hash):
         self._workdir = workdir
         self._memory_keys = memory_keys

@@ -69,7 +69,7 @@ def run_transform(
     cancel_check: Callable[[], bool] | None = None,
     progress: Callable[[int], None] | None = None,
     dedupe_memory_keys: int = 2_000_000,
-    dedupe_memory_bytes: int = 128 << 20,
+    dedupe_memory_bytes: int = 32 << 20,
     dedupe_partitions: int = 64,
 ) -> TransformResult:
     stream = open_csv(chunks, gzip=gzip, limits=limits or CsvLimits())
