@@ -1,11 +1,13 @@
 """The application factory: the only place where the Flask app is assembled."""
 from __future__ import annotations
 
+import http
 import logging
 
 from flask import Flask
 
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 
 from .config import Config
 from .runtime import Runtime
@@ -17,6 +19,23 @@ API_DESCRIPTION = (
     "tools) register once, then share audiences - CSV files of personal identifiers - by PUSH or PULL. "
     "Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem documents."
 )
+
+
+class ExchangeApi(Api):
+    """flask-smorest's Api, documenting errors as the problem documents the app really sends."""
+
+    def _register_responses(self):
+        from .schemas.common import ProblemSchema
+
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = ProblemSchema
+            prepare_response(response, self.spec, "application/problem+json")
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Problem document (RFC 9457)", "schema": ProblemSchema}
+        prepare_response(response, self.spec, "application/problem+json")
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
 def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
@@ -51,7 +70,7 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
     from .api import adapters, audiences, deliveries, endpoints, jobs, keys, middleware, ops, problems, shares
 
     # one Api per app: tests build many apps and each needs its own OpenAPI document
-    api = Api(app)
+    api = ExchangeApi(app)
 
     for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters):
         api.register_blueprint(module.blp)
