@@ -74,6 +74,8 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
 
     for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters):
         api.register_blueprint(module.blp)
+    from .web import register as register_web
+    register_web(app)
     problems.register(app)
     middleware.register(app)
 

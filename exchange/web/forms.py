@@ -1,0 +1,157 @@
+"""Form fields → the API schemas' dict shapes, and error messages → the fields they belong to.
+
+Pages validate with the same marshmallow schemas as the API (``Schema().load``) and show each
+message next to its field: errors are flat ``{"dotted.field": [messages]}`` like the API's problem
+documents, so ``mapping.0.source`` or ``adapter.settings.api_key`` find their input.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+from werkzeug.datastructures import MultiDict
+
+from ..errors import ExchangeError
+
+Errors = dict[str, list[str]]
+SPLIT = re.compile(r"[\s,]+")
+
+
+def flatten(messages: Any, prefix: str = "") -> Errors:
+    """marshmallow's nested messages as ``{"a.b": [...]}`` (``_schema`` folds into its parent)."""
+    out: Errors = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
+            for k, v in flatten(value, name).items():
+                out.setdefault(k, []).extend(v)
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list):
+        for m in messages:
+            for k, v in flatten(m, prefix).items():
+                out.setdefault(k, []).extend(v)
+    else:
+        out[prefix or "_schema"] = [str(messages)]
+    return out
+
+
+class FormInvalid(Exception):
+    """A form did not validate: a summary for the top of the form and messages per field."""
+
+    def __init__(self, detail: str, errors: Errors):
+        super().__init__(detail)
+        self.detail, self.errors = detail, errors
+
+    @classmethod
+    def from_error(cls, err: ExchangeError | ValidationError) -> FormInvalid:
+        if isinstance(err, ValidationError):
+            return cls("Please correct the fields marked below.", flatten(err.messages))
+        return cls(err.detail, {k: list(v) for k, v in (err.errors or {}).items()})
+
+
+def load(schema: Schema, data: dict) -> dict:
+    try:
+        return schema.load(data)
+    except ValidationError as err:
+        raise FormInvalid.from_error(err) from None
+
+
+def words(text: str | None) -> list[str]:
+    """``"email, customer_id"`` or one per line → ``["email", "customer_id"]`` (order kept, no repeats)."""
+    seen: list[str] = []
+    for word in SPLIT.split(text or ""):
+        if word and word not in seen:
+            seen.append(word)
+    return seen
+
+
+def optional(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+def endpoint_data(form: MultiDict) -> dict:
+    """The register form as the body of ``POST /v1/endpoints`` (before schema validation)."""
+    data: dict[str, Any] = {"name": form.get("name", "").strip()}
+    kind = form.get("kind", "protocol")
+    identifiers = words(" ".join(form.getlist("identifiers")) + " " + form.get("custom_identifiers", ""))
+    attributes = words(form.get("attributes"))
+    if kind != "protocol":
+        data["adapter"] = {"type": kind, "settings": adapter_settings(form, kind)}
+        if identifiers:
+            data["identifiers"] = identifiers
+        if attributes:
+            data["attributes"] = attributes
+        return data
+    data.update(contact_url=optional(form.get("contact_url")), identifiers=identifiers, attributes=attributes,
+                credential=optional(form.get("credential")), webhook_url=optional(form.get("webhook_url")))
+    producer = form.get("producer_transport", "")
+    data["producer"] = {"transport": producer} if producer else None
+    consumer = form.get("consumer_transport", "")
+    if consumer:
+        data["consumer"] = {"transport": consumer, "gzip": form.get("consumer_gzip") == "on",
+                            "replace": form.get("consumer_replace") == "on"}
+        rows = form.get("max_rows_per_request", "").strip()
+        if rows:
+            data["consumer"]["max_rows_per_request"] = rows
+    else:
+        data["consumer"] = None
+    return data
+
+
+def settings_fields(adapter: dict) -> list[dict]:
+    """Form inputs for an adapter's settings JSON schema (``GET /v1/adapters`` shape)."""
+    out = []
+    for name, prop in adapter["settings"]["properties"].items():
+        kind = prop.get("type", "string")
+        if prop.get("enum"):
+            widget = "select"
+        elif kind == "boolean":
+            widget = "checkbox"
+        elif kind in ("array", "object"):
+            widget = "textarea"
+        elif kind in ("integer", "number"):
+            widget = "number"
+        else:
+            widget = "password" if prop.get("secret") else "text"
+        hint = prop.get("description", "")
+        if kind == "array":
+            hint += " One value per line."
+        elif kind == "object":
+            hint += " One name=value pair per line."
+        out.append({"name": name, "label": prop.get("title") or name.replace("_", " ").capitalize(),
+                    "widget": widget, "hint": hint.strip(), "required": bool(prop.get("required")),
+                    "secret": bool(prop.get("secret")), "enum": prop.get("enum") or [],
+                    "default": prop.get("default"), "type": kind})
+    return out
+
+
+def adapter_settings(form: MultiDict, adapter_type: str) -> dict:
+    """Read ``adapter.<type>.<setting>`` inputs; blank inputs are left out so defaults apply."""
+    from ..adapters.registry import describe, get_adapter
+
+    try:
+        fields = settings_fields(describe(get_adapter(adapter_type)))
+    except ExchangeError:
+        return {}
+    settings: dict[str, Any] = {}
+    for f in fields:
+        key = f"adapter.{adapter_type}.{f['name']}"
+        raw = form.get(key, "")
+        if f["widget"] == "checkbox":
+            settings[f["name"]] = raw == "on"
+        elif not raw.strip():
+            continue
+        elif f["type"] == "array":
+            settings[f["name"]] = [line.strip() for line in raw.splitlines() if line.strip()]
+        elif f["type"] == "object":
+            pairs = [line.partition("=") for line in raw.splitlines() if line.strip()]
+            settings[f["name"]] = {k.strip(): v.strip() for k, _, v in pairs}
+        else:
+            settings[f["name"]] = raw.strip()
+    return settings
