@@ -11,7 +11,7 @@ from ..errors import ExchangeError
 from ..schemas.endpoints import EndpointCreateSchema
 from ..transfer.mapping import IDENTIFIER_TYPES
 from . import web
-from .forms import FormInvalid, endpoint_data, load, settings_fields
+from .forms import FormInvalid, endpoint_data, fold, load, settings_fields
 
 
 def _adapters() -> list[dict]:
@@ -19,8 +19,9 @@ def _adapters() -> list[dict]:
 
 
 def _form_page(form: dict, invalid: FormInvalid | None = None, status: int = 200):
+    errors = fold(invalid.errors, "identifiers", "attributes") if invalid else {}
     return render_template("endpoints/new.html", form=form, adapters=_adapters(),
-                           identifier_types=IDENTIFIER_TYPES, errors=invalid.errors if invalid else {},
+                           identifier_types=IDENTIFIER_TYPES, errors=errors,
                            summary=invalid.detail if invalid else None), status
 
 

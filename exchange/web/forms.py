@@ -51,6 +51,16 @@ class FormInvalid(Exception):
         return cls(err.detail, {k: list(v) for k, v in (err.errors or {}).items()})
 
 
+def fold(errors: Errors, *names: str) -> Errors:
+    """Messages about list items (``identifiers.2``) shown at the list's own field (``identifiers``)."""
+    out: Errors = {}
+    for key, messages in errors.items():
+        head, _, rest = key.partition(".")
+        target = head if head in names and rest.isdigit() else key
+        out.setdefault(target, []).extend(m for m in messages if m not in out.get(target, []))
+    return out
+
+
 def load(schema: Schema, data: dict) -> dict:
     try:
         return schema.load(data)

@@ -118,6 +118,9 @@ def shares_new():
 
 def _share_body(form) -> tuple[dict, list[int], dict]:
     schedule, errors = schedule_from_form(form)
+    if not errors:
+        # the service accepts any valid schedule; a person picking "later" also needs it in the future
+        errors = preview(schedule, utcnow(), 1).get("errors") or {}
     rules, origin = mapping_from_form(form)
     body = {"audience_id": form.get("audience_id", ""), "destination_id": form.get("destination_id", ""),
             "destination_audience": optional(form.get("destination_audience")), "mapping": rules,
