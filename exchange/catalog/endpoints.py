@@ -6,13 +6,13 @@ runtime's secret box and never leave through :func:`endpoint_view`.
 from __future__ import annotations
 
 import json
-import secrets as pysecrets
 
 from marshmallow import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ..auth.keys import issue_key
+from ..net import generate_webhook_secret
 from ..errors import NotFound, UnsafeUrl, ValidationFailed
 from ..models import Endpoint
 from ..runtime import Runtime
@@ -79,7 +79,7 @@ def register_endpoint(rt: Runtime, session: Session, account_id: str, data: dict
     _apply(rt, ep, data)
     webhook_secret = None
     if ep.webhook_url:
-        webhook_secret = "whsec_" + pysecrets.token_urlsafe(24)
+        webhook_secret = generate_webhook_secret()
         ep.webhook_secret_enc = rt.secrets.encrypt(webhook_secret)
     session.add(ep)
     session.flush()
@@ -122,7 +122,7 @@ def update_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id:
         raise ValidationFailed("Invalid endpoint.", errors={k: v for k, v in exc.normalized_messages().items()}
                                ) from None
     if data.get("webhook_url") and not ep.webhook_secret_enc:
-        ep.webhook_secret_enc = rt.secrets.encrypt("whsec_" + pysecrets.token_urlsafe(24))
+        ep.webhook_secret_enc = rt.secrets.encrypt(generate_webhook_secret())
     _apply(rt, ep, data)
     return ep
 

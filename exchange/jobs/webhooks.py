@@ -51,9 +51,8 @@ def _send(rt, url: str, secret: str, body: bytes) -> bool:
     msg_id = "msg_" + uuid.uuid4().hex
     for attempt, delay in enumerate((0.0,) + DELAYS):
         time.sleep(delay)
-        headers = {"Content-Type": "application/json",
-                   **webhook_headers(secret, msg_id, int(time.time()), body)}
         try:
+            headers = {"Content-Type": "application/json", **webhook_headers(secret, msg_id, body)}
             with rt.http() as http:
                 resp = http.post(url, data=body, headers=headers, timeout=(5, 10))
             if resp.status_code < 300:
