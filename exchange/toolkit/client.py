@@ -323,6 +323,8 @@ class Client:
                 response.close()
                 time.sleep(self._delay(attempt, error.retry_after))
                 continue
+            if method == "DELETE" and attempt and response.status_code == 404:
+                return response  # an earlier attempt deleted it before its answer was lost
             if response.status_code >= 400:
                 error = error_for_response(response)
                 response.close()

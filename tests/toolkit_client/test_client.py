@@ -147,20 +147,24 @@ def test_network_error_after_retries(closed_port):
 
 
 class Flaky:
-    """Answers the first ``failures`` POSTs to ``path`` with ``status`` (and Retry-After), then passes."""
+    """Answers the first ``failures`` calls to ``path`` with ``status`` (and Retry-After), then passes."""
 
-    def __init__(self, path: str, failures: int, status: int):
-        self.path, self.failures, self.status = path, failures, status
+    def __init__(self, path: str, failures: int, status: int, method: str = "POST", retry_after: str = "0"):
+        self.path, self.failures, self.status, self.method = path, failures, status, method
+        self.retry_after = retry_after
         self.keys: list[str | None] = []
+        self.bodies: list[bytes] = []
 
     def __call__(self, app):
         def wsgi(environ, start_response):
-            if environ["PATH_INFO"] == self.path and environ["REQUEST_METHOD"] == "POST":
+            if environ["PATH_INFO"] == self.path and environ["REQUEST_METHOD"] == self.method:
                 self.keys.append(environ.get("HTTP_IDEMPOTENCY_KEY"))
                 if len(self.keys) <= self.failures:
-                    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                    length = environ.get("CONTENT_LENGTH")
+                    stream = environ["wsgi.input"]  # chunked bodies arrive de-chunked, ending at EOF
+                    self.bodies.append(stream.read(int(length)) if length else stream.read())
                     start_response(f"{self.status} Unavailable", [
-                        ("Content-Type", "application/problem+json"), ("Retry-After", "0")])
+                        ("Content-Type", "application/problem+json"), ("Retry-After", self.retry_after)])
                     return [b'{"title": "Busy", "status": %d, "detail": "try later"}' % self.status]
             return app(environ, start_response)
         return wsgi
@@ -194,3 +198,24 @@ def test_bad_request_is_not_retried(live, client):
 def test_adapters(client):
     names = {a["name"] for a in client.list_adapters()}
     assert {"equativ", "batch", "stackadapt", "equals"} <= names
+
+
+def test_retry_after_is_honoured(live, client):
+    live.wrapper = Flaky("/v1/keys", failures=1, status=429, retry_after="1")
+    started = time.monotonic()
+    client.create_key("patient")
+    assert time.monotonic() - started >= 0.9
+
+
+@pytest.mark.parametrize("gzip_it", [False, True])
+def test_a_retried_upload_sends_the_whole_file_again(live, client, tmp_path, gzip_it):
+    ep = push_producer(client)
+    path = tmp_path / "loyal.csv"
+    path.write_text(CSV)
+    flaky = Flaky(f"/v1/endpoints/{ep['id']}/audiences/loyal/data", failures=1, status=503, method="PUT")
+    live.wrapper = flaky
+    result = live.client(ep["endpoint_key"]).upload_audience_data(ep["id"], "loyal", path, gzip=gzip_it)
+    assert (result["rows"], result["sha256"]) == (3, hashlib.sha256(CSV.encode()).hexdigest())
+    assert len(flaky.keys) == 2
+    first = gzip.decompress(flaky.bodies[0]) if gzip_it else flaky.bodies[0]
+    assert first == CSV.encode()
