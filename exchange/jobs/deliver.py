@@ -281,7 +281,7 @@ def advance_snapshot(rt, job_id: str, share, progress: dict) -> str:
 def expire_overdue(rt) -> int:
     """Fail jobs whose consumer did not acknowledge before the deadline (SPEC §15.8)."""
     now = utcnow()
-    n = 0
+    failed: list[str] = []
     with rt.db.session() as s:
         for d in s.scalars(select(Delivery).where(Delivery.state.in_(("ready", "awaiting_ack")),
                                                   Delivery.deadline_at < now)):
@@ -292,7 +292,59 @@ def expire_overdue(rt) -> int:
                              "title": "Acknowledgement deadline passed", "status": 504,
                              "detail": "The consumer did not acknowledge the delivery before its deadline."}
                 transition(s, job, "failed", "the consumer did not acknowledge before the deadline")
-                n += 1
-    return n
+                failed.append(job.id)
+    for job_id in failed:
+        snapshot_after_failed_delivery(rt, job_id)
+    return len(failed)
 
 
+
+
+def snapshot_after_failed_delivery(rt, job_id: str) -> None:
+    """A job failed or was cancelled after delivery began: mark the keys it tried as unknown.
+
+    The snapshot's baseline stays the last success, but the destination may hold part of this job's
+    adds (or lack part of its removes); the next delta re-sends every such key, so nothing stays
+    stale (see ``transfer.snapshot.snapshot_after_failure``).
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from ..models import Endpoint, Share
+    from ..transfer.snapshot import snapshot_after_failure
+
+    with rt.db.session() as s:
+        job = s.get(Job, job_id)
+        share = s.get(Share, job.share_id) if job and job.share_id else None
+        dest = s.get(Endpoint, share.destination_id) if share else None
+        progress = dict(job.progress or {}) if job else {}
+        if share is None or dest is None or not progress.get("ops") or not needs_snapshot(share, dest):
+            return
+        old_key, share_id = share.snapshot_key, share.id
+    tmp = Path(tempfile.mkdtemp(prefix="failed-"))
+    try:
+        old = None
+        if old_key and rt.blobs.exists(old_key):
+            old = tmp / "old.snapshot"
+            with open(old, "wb") as fh:
+                for chunk in rt.blobs.iter_chunks(old_key):
+                    fh.write(chunk)
+        attempted = []
+        for i, op in enumerate(progress["ops"]):
+            if op["rows"] and rt.blobs.exists(op["key"]):
+                path = tmp / f"op{i}.csv"
+                with open(path, "wb") as fh:
+                    for chunk in rt.blobs.iter_chunks(op["key"]):
+                        fh.write(chunk)
+                attempted.append(path)
+        snapshot_after_failure(old, attempted, progress["key_columns"], tmp / "new.snapshot")
+        key = f"snapshots/{share_id}/{job_id}-failed.snapshot"
+        rt.blobs.put_file(key, tmp / "new.snapshot")
+        with rt.db.session() as s:
+            share = s.get(Share, share_id)
+            share.snapshot_key = key  # snapshot_job_id stays the last success: the diff base
+        if old_key and old_key != key:
+            rt.blobs.delete(old_key)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

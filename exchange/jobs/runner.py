@@ -124,6 +124,15 @@ def run_job(rt, job_id: str, owner: str, stop: threading.Event | None = None) ->
 
 
 def _end(ctx: Context, state: str, message: str, error: dict | None = None) -> None:
+    with ctx.rt.db.session() as s:
+        delivering = s.get(Job, ctx.job_id).state in ("delivering", "awaiting_consumer")
+    if delivering:
+        from .deliver import snapshot_after_failed_delivery
+        try:
+            snapshot_after_failed_delivery(ctx.rt, ctx.job_id)
+        except Exception:  # noqa: BLE001 - never block ending the job; the next full run corrects
+            log.exception("could not mark the failed delivery in the snapshot of job %s", ctx.job_id)
+
     def _set(s, job):
         if state == "cancelled":
             job.cancel_requested = True
