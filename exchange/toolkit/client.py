@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import time
 import uuid
 import zlib
@@ -698,7 +699,9 @@ def _read_reporting(fh: IO[bytes], progress: Progress | None) -> bytes:
 def _reason(exc: BaseException) -> str:
     """The innermost useful message of a requests/urllib3 error (e.g. 'Connection refused')."""
     text = str(exc)
-    for marker in ("Errno", "Read timed out", "Connection aborted", "IncompleteRead"):
+    if match := re.search(r"\[Errno -?\d+\] ([^'\")]+)", text):
+        return match.group(1).strip()
+    for marker in ("Read timed out", "Connection aborted", "IncompleteRead"):
         if marker in text:
             return text[text.index(marker) :].split("'))")[0].rstrip(")'\"")
     return text
