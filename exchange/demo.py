@@ -116,22 +116,33 @@ def _start_endpoint(saved: dict, **kwargs) -> ReferenceEndpoint:
     return ReferenceEndpoint(port=0, **kwargs).start()
 
 
+def _find_endpoint(client: Client, saved: dict, name: str) -> dict | None:
+    if saved.get("id"):
+        try:
+            return client.get_endpoint(saved["id"])
+        except NotFound:
+            pass
+    # demo.json was lost but the database was kept: adopt the endpoint of that name
+    for candidate in client.iterate(client.list_endpoints, q=name):
+        if candidate["name"] == name:
+            saved.pop("endpoint_key", None)  # its key was shown once and is gone: issue another
+            return candidate
+    return None
+
+
 def _ensure_endpoint(client: Client, saved: dict, body: dict, ep: ReferenceEndpoint | None) -> dict:
-    """Reuse the registered endpoint (pointing it at this run's URL) or register it again."""
+    """Reuse the registered endpoint (pointing it at this run's URL) or register it."""
     if ep is not None:
         body = {**body, "contact_url": ep.url}
         saved["port"] = ep.port
-    current = None
-    if saved.get("id"):
-        try:
-            current = client.get_endpoint(saved["id"])
-        except NotFound:
-            current = None
+    current = _find_endpoint(client, saved, body["name"])
     if current is None:
         created = client.register_endpoint(body)
         saved.update(id=created["id"], endpoint_key=created["endpoint_key"])
-    elif ep is not None and current.get("contact_url") != ep.url:
-        client.update_endpoint(saved["id"], {"contact_url": ep.url, "credential": body["credential"]})
+    else:
+        adopted, saved["id"] = current["id"] != saved.get("id"), current["id"]
+        if ep is not None and (adopted or current.get("contact_url") != ep.url):
+            client.update_endpoint(saved["id"], {"contact_url": ep.url, "credential": body["credential"]})
     if not saved.get("endpoint_key"):
         saved["endpoint_key"] = client.create_key("demo", scope="endpoint", endpoint_id=saved["id"])["key"]
     return saved
@@ -157,6 +168,11 @@ def _ensure_share(client: Client, shares: dict, name: str, body: dict) -> str | 
             return None
         except NotFound:
             pass
+    for existing in client.iterate(client.list_shares, audience_id=body["audience_id"],
+                                   destination_id=body["destination_id"]):
+        if existing["destination_audience"] == body["destination_audience"]:
+            shares[name] = existing["id"]
+            return None
     share = client.create_share(body)
     shares[name] = share["id"]
     return share.get("last_job_id") or client.run_share(share["id"])["id"]
