@@ -8,6 +8,7 @@ the demo user in headless Chromium and saves full-page PNGs at 1280 px, plus a f
 from __future__ import annotations
 
 import argparse
+import logging
 import secrets
 import sys
 import tempfile
@@ -53,7 +54,7 @@ def _prepare_demo(workdir: Path):
     from ..runtime import Runtime
 
     config = Config.from_env({}, var_dir=workdir / "var", secret_key=secrets.token_urlsafe(32),
-                             scheduler=False, workers=2, allow_private_urls=True)
+                             scheduler=False, workers=2, allow_private_urls=True, log_level="WARNING")
     info = run_demo(config, serve=False, out=lambda _line: None)
     rt = Runtime(config)
     try:
@@ -77,6 +78,7 @@ def capture(out_dir: Path, log: Callable[[str], None] = print) -> list[Path]:
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="exchange-shots-") as tmp:
         config, info, ids = _prepare_demo(Path(tmp))
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         rt = Runtime(config)
         server = LiveServer(create_app(runtime=rt)).start()
         try:

@@ -50,6 +50,8 @@ def _load_principal() -> Principal | None:
 
 @web.before_request
 def _page_guard() -> Response | None:
+    if request.endpoint == "web.static":
+        return None
     g.principal = _load_principal()
     if request.method == "POST":
         sent = request.form.get("csrf_token", "")

@@ -138,3 +138,34 @@ def test_schedule_from_form_and_preview():
     assert "schedule.timezone" in preview(cron, now)["errors"]
     past, _ = schedule_from_form(MultiDict({"when": "at", "at": "2020-01-01T00:00", "timezone": "UTC"}))
     assert "in the past" in preview(past, now)["errors"]["schedule.at"][0]
+
+
+def test_cancel_a_queued_job_then_cancel_again(client, runtime, user):
+    from exchange.catalog.endpoints import register_endpoint
+    from exchange.jobs.service import create_share, run_share_now
+    from exchange.models import Audience
+
+    with runtime.db.session() as s:
+        crm, _, _ = register_endpoint(runtime, s, user["account"], {
+            "name": "CDP", "producer": {"transport": "push"}, "identifiers": ["email"]})
+        ads, _, _ = register_endpoint(runtime, s, user["account"], {
+            "name": "Ads", "consumer": {"transport": "pull"}, "identifiers": ["email_sha256"]})
+        aud = Audience(account_id=user["account"], endpoint_id=crm.id, external_id="loyal", name="Loyal",
+                       identifiers=["email"], attributes=[])
+        s.add(aud)
+        s.flush()
+        share = create_share(runtime, s, user["account"], {
+            "audience_id": aud.id, "destination_id": ads.id, "mode": "add", "delta": False,
+            "reject_threshold": 0.1, "schedule": {"type": "interval", "every": "PT1H"},
+            "mapping": [{"source": "email", "target": "email_sha256", "transform": ["normalize_email", "sha256"]}]})
+        job = run_share_now(runtime, s, user["account"], share.id)
+    sign_in(client)  # no workers run here: the job stays queued
+    page = client.get(f"/jobs/{job.id}")
+    assert 'data-terminal="false"' in page.text and "Cancel job" in page.text
+    token = csrf(client, f"/jobs/{job.id}")
+    r = client.post(f"/jobs/{job.id}/cancel", data={"csrf_token": token}, follow_redirects=True)
+    assert "Cancellation requested." in r.text and 'data-state="cancelled"' in r.text
+    r = client.post(f"/jobs/{job.id}/cancel", data={"csrf_token": token}, follow_redirects=True)
+    assert "The job already ended (cancelled)." in r.text
+    shares = client.get("/shares").text
+    assert "Every hour" in shares and "Loyal" in shares and "Ads" in shares
