@@ -101,7 +101,7 @@ class StackAdaptAdapter(Adapter):
     name = "stackadapt"
     title = "StackAdapt"
     settings_schema = StackAdaptSettingsSchema
-    identifiers = ("email",)
+    identifiers = ("email", "customer_id")  # email is required per row; customer_id becomes userId
     native_modes = frozenset({"add", "remove"})
     batch_size = 1000
     rate_limit = 10.0
