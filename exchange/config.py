@@ -43,6 +43,8 @@ class Config:
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 60.0
     max_attempts: int = 5
+    lease_seconds: int = 60  # a crashed worker's job is picked up again after this
+    scheduler_lease_seconds: int = 15  # a dead scheduler is replaced after this
     # JSON {"adapter type": "base URL"}: point partner adapters at a sandbox, a proxy or a test fake
     adapter_base_urls: str = ""
     # --- server ----------------------------------------------------------------------------

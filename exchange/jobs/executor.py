@@ -19,7 +19,6 @@ from sqlalchemy.orm import aliased
 from ..models import TERMINAL_STATES, Job, utcnow
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
 RUNNABLE = ("queued", "fetching", "awaiting_source", "transforming", "delivering")
 
 
@@ -69,7 +68,7 @@ def claim_next(rt, owner: str) -> str | None:
             res = s.execute(update(Job).where(
                 and_(Job.id == job_id, Job.state.in_(RUNNABLE),
                      or_(Job.lease_owner.is_(None), Job.lease_expires_at < now)))
-                .values(lease_owner=owner, lease_expires_at=now + LEASE))
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=rt.config.lease_seconds)))
             if res.rowcount == 1:
                 return job_id
     return None
@@ -78,7 +77,7 @@ def claim_next(rt, owner: str) -> str | None:
 def renew_lease(rt, job_id: str, owner: str) -> bool:
     with rt.db.session() as s:
         res = s.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner)
-                        .values(lease_expires_at=utcnow() + LEASE))
+                        .values(lease_expires_at=utcnow() + timedelta(seconds=rt.config.lease_seconds)))
         return res.rowcount == 1
 
 

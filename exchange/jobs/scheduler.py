@@ -21,12 +21,12 @@ from .schedules import due_run
 
 log = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
-LEASE_SECONDS = 15
 
 
-def acquire_lease(rt, owner: str, now: datetime | None = None, seconds: int = LEASE_SECONDS) -> bool:
+def acquire_lease(rt, owner: str, now: datetime | None = None, seconds: int | None = None) -> bool:
     """Become (or stay) the leader; a dead leader's lease lapses after ``seconds``."""
     now = now or utcnow()
+    seconds = seconds or rt.config.scheduler_lease_seconds
     until = now + timedelta(seconds=seconds)
     with rt.db.session() as s:
         res = s.execute(update(SchedulerLease).where(

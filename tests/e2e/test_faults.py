@@ -251,7 +251,6 @@ def test_restart_mid_job_completes_once(tmp_path):
         rt.shutdown()
         rt2 = Runtime(cfg)
         api.client = create_app(runtime=rt2).test_client()
-        from exchange.jobs.executor import LEASE  # noqa: F401 - the lease of the old owner must be released
         from exchange.models import Job
         with rt2.db.session() as s:
             s.get(Job, job_id).lease_expires_at = None  # the old process is gone: its lease lapses
