@@ -106,6 +106,21 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
 
 
 @main.command()
+@click.option("--host", default=None, help="Interface to bind (default EXCHANGE_HOST or 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default EXCHANGE_PORT or 8080).")
+def demo(host: str | None, port: int | None) -> None:
+    """Set up (or reuse) the demo: reference endpoints, shares, a first run; then serve until Ctrl-C."""
+    from .demo import run_demo
+    from .errors import ConfigError
+
+    cfg = Config.from_env()
+    try:
+        run_demo(cfg, host=host or cfg.host, port=port or cfg.port, out=click.echo)
+    except ConfigError as exc:
+        raise click.ClickException(exc.detail) from exc
+
+
+@main.command()
 @click.option("--concurrency", default=2, show_default=True, type=int, help="Jobs run at once.")
 def worker(concurrency: int) -> None:
     """Run a Celery worker (EXCHANGE_EXECUTOR=celery, EXCHANGE_BROKER_URL=redis://… or amqp://…)."""

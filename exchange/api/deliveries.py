@@ -34,6 +34,12 @@ def _get(delivery_id: str) -> Delivery:
     return d
 
 
+def _etag_matches(header: str, etag: str) -> bool:
+    """RFC 9110 If-None-Match: ``*``, a list, weak or strong tags (weak comparison)."""
+    tags = [t.strip() for t in header.split(",") if t.strip()]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
 @blp.route("")
 class Deliveries(MethodView):
     @blp.arguments(DeliveryQueryArgsSchema, location="query")
@@ -74,7 +80,7 @@ class DeliveryData(MethodView):
             raise NotFound("This delivery has no data to download (expired or pushed).")
         etag = f'"{d.sha256}"'
         size = rt.blobs.size(d.blob_key)
-        if request.headers.get("If-None-Match") == etag:
+        if _etag_matches(request.headers.get("If-None-Match", ""), etag):
             return Response(status=304, headers={"ETag": etag})
         headers = {"ETag": etag, "Accept-Ranges": "bytes",
                    "Content-Disposition": f'attachment; filename="delivery-{d.id}.csv"'}

@@ -47,6 +47,12 @@ def ingest_upload(rt: Runtime, account_id: str, endpoint_id: str, external_id: s
         # older versions stay until retention removes them: running jobs may still read them
         ep = producer_endpoint(s, account_id, endpoint_id)
         aud = s.scalar(select(Audience).where(Audience.endpoint_id == ep.id, Audience.external_id == external_id))
+        if aud is not None and aud.data_sha256 == digest and aud.data_key:
+            # the same bytes again: no new version, so on_new_data shares do not run for nothing
+            rt.blobs.delete(key)
+            return {"audience_id": aud.id, "external_id": external_id, "rows": stats.rows, "bytes": stats.bytes,
+                    "sha256": digest, "version": aud.version, "columns": stats.header, "triggered_job_ids": [],
+                    "unchanged": True}
         if aud is None:
             aud = put_metadata(s, account_id, endpoint_id, external_id,
                                {"identifiers": ids or [c for c in stats.header if c in (ep.identifiers or [])],
@@ -65,4 +71,5 @@ def ingest_upload(rt: Runtime, account_id: str, endpoint_id: str, external_id: s
         audience_id = aud.id
     rt.executor.wake()
     return {"audience_id": audience_id, "external_id": external_id, "rows": stats.rows, "bytes": stats.bytes,
-            "sha256": digest, "version": version, "columns": stats.header, "triggered_job_ids": job_ids}
+            "sha256": digest, "version": version, "columns": stats.header, "triggered_job_ids": job_ids,
+            "unchanged": False}

@@ -57,6 +57,7 @@ class UploadResultSchema(StrictSchema):
     version = fields.String()
     columns = fields.List(fields.String())
     triggered_job_ids = fields.List(fields.String())
+    unchanged = fields.Boolean(metadata={"description": "The same bytes as the current version: nothing new."})
 
 
 class RefreshResultSchema(StrictSchema):

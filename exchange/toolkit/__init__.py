@@ -6,7 +6,8 @@ The reference endpoint serves the endpoint protocol over folders of CSV files: s
 
 from __future__ import annotations
 
+from exchange.toolkit.client import Client
 from exchange.toolkit.ref_csv import IDENTIFIER_NAMES
 from exchange.toolkit.reference_endpoint import ReferenceApp, ReferenceEndpoint, serve_endpoint
 
-__all__ = ["IDENTIFIER_NAMES", "ReferenceApp", "ReferenceEndpoint", "serve_endpoint"]
+__all__ = ["Client", "IDENTIFIER_NAMES", "ReferenceApp", "ReferenceEndpoint", "serve_endpoint"]

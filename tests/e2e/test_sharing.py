@@ -154,3 +154,15 @@ def test_push_upload_gzip_and_errors(live):
     other = register(api, name="Other", producer={"transport": "push"}, identifiers=["email"])
     r = api.client.put(url, data=SOURCE.encode(), headers={**h, "Authorization": f"Bearer {other['endpoint_key']}"})
     assert r.status_code == 403
+
+
+def test_identical_reupload_is_not_a_new_version(live):
+    api = live
+    reg = register(api, name="CDP", producer={"transport": "push"}, identifiers=["email"])
+    h = {"Authorization": f"Bearer {reg['endpoint_key']}", "Content-Type": "text/csv"}
+    url = f"/v1/endpoints/{reg['id']}/audiences/a1/data"
+    first = api.client.put(url, data=SOURCE.encode(), headers=h).json
+    again = api.client.put(url, data=SOURCE.encode(), headers=h).json
+    assert again["unchanged"] is True and again["version"] == first["version"]
+    changed = api.client.put(url, data=(SOURCE + "dan@example.com,Dan,FR\n").encode(), headers=h).json
+    assert changed["unchanged"] is False and changed["version"] != first["version"] and changed["rows"] == 6
