@@ -67,12 +67,13 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
     )
     app.extensions["exchange"] = runtime
 
-    from .api import adapters, audiences, deliveries, endpoints, jobs, keys, middleware, ops, problems, shares
+    from .api import (account, adapters, audiences, audit, deliveries, endpoints, jobs, keys, middleware, ops,
+                      problems, shares)
 
     # one Api per app: tests build many apps and each needs its own OpenAPI document
     api = ExchangeApi(app)
 
-    for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters):
+    for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters, audit, account):
         api.register_blueprint(module.blp)
     from .web import register as register_web
     register_web(app)

@@ -105,6 +105,25 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
     run_gunicorn(cfg, host=host or cfg.host, port=port or cfg.port, workers=workers, threads=threads)
 
 
+@main.group()
+def keys() -> None:
+    """Encryption keys of secrets at rest."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret with EXCHANGE_SECRET_KEY.
+
+    Set the new key as EXCHANGE_SECRET_KEY and the previous one(s) in EXCHANGE_OLD_SECRET_KEYS, run
+    this, then drop the old keys from the configuration.
+    """
+    from .auth.secrets_rotation import rotate_all
+    from .runtime import Runtime
+
+    n = rotate_all(Runtime(Config.from_env()))
+    click.echo(f"re-encrypted {n} secrets with the current key")
+
+
 @main.command()
 @click.option("--host", default=None, help="Interface to bind (default EXCHANGE_HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default EXCHANGE_PORT or 8080).")

@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -14,6 +14,8 @@ from ..auth.keys import authenticate
 from ..errors import BadRequest, Unauthorized, UnsupportedMediaType
 from ..models import IdempotencyRecord
 from . import metrics
+from .audit import record as audit_record
+from .ratelimit import RateLimiter
 from .context import db, runtime
 
 # data-plane uploads stream CSV and have their own, larger limit
@@ -44,16 +46,34 @@ def _begin() -> Response | None:
     return None
 
 
+def _limiter() -> RateLimiter:
+    app = current_app
+    limiter = app.extensions.get("exchange.ratelimit")
+    if limiter is None:
+        limiter = app.extensions["exchange.ratelimit"] = RateLimiter(runtime().config.rate_limit_per_minute)
+    return limiter
+
+
 def _authenticate() -> None:
     header = request.headers.get("Authorization", "")
     if not header:
         g.principal = getattr(g, "principal", None)  # a signed-in web user may already be set
+        if g.principal is not None:
+            _limiter().hit(f"user:{g.principal.user_id}")
         return
+    addr = request.remote_addr or "-"
+    limiter = _limiter()
+    limiter.check_address(addr)
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Malformed Authorization header: expected 'Bearer <API key>'.")
-    g.principal = authenticate(db(), token.strip())
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Malformed Authorization header: expected 'Bearer <API key>'.")
+        g.principal = authenticate(db(), token.strip())
+    except Unauthorized:
+        limiter.failed_auth(addr)
+        raise
     db().commit()  # persist last_used_at
+    limiter.hit(f"key:{g.principal.key_id}")
 
 
 def _request_hash() -> str:
@@ -95,6 +115,8 @@ def _finish(resp: Response) -> Response:
             session.commit()
         except IntegrityError:
             session.rollback()  # a concurrent first request won; its record stands
+    if p is not None and request.method in ("POST", "PUT", "PATCH", "DELETE") and resp.status_code < 400:
+        audit_record(p, resp)
     started = getattr(g, "started", None)
     if started is not None:
         metrics.observe_request(request, resp, time.perf_counter() - started)

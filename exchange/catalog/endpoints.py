@@ -134,7 +134,12 @@ def set_status(session: Session, account_id: str, endpoint_id: str, status: str)
 
 
 def delete_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id: str) -> None:
+    """Delete an endpoint with its audiences, the shares using it, their jobs, and all their files."""
+    from ..auth.account import blob_prefixes
+
     ep = get_endpoint(session, account_id, endpoint_id)
+    for prefix in blob_prefixes(session, endpoint_id=ep.id):
+        rt.blobs.delete_prefix(prefix)
     session.delete(ep)
 
 
