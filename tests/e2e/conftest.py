@@ -26,8 +26,16 @@ def live(tmp_path):
     rt.executor.start()
     api = new_account(rt, app.test_client())
     api.rt = rt
+    api.rt_app = app
+    api.other = new_account(rt, app.test_client(), "Other")
     yield api
     rt.shutdown()
+
+
+@pytest.fixture
+def other_api_live(live):
+    """A second account on the same live exchange."""
+    return live.other
 
 
 def wait_job(api, job_id: str, until=TERMINAL | {"awaiting_consumer"}, timeout: float = 30.0) -> dict:
