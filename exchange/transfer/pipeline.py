@@ -72,6 +72,15 @@ def run_transform(
     dedupe_memory_bytes: int = 32 << 20,
     dedupe_partitions: int = 64,
 ) -> TransformResult:
+    from exchange.transfer.columnar import try_columnar  # imported late: it imports this module
+
+    rules = list(rules)
+    fast, chunks = try_columnar(chunks, gzip=gzip, rules=rules, identifier_types=identifier_types,
+                                out_path=out_path, rejects_path=rejects_path, limits=limits,
+                                default_country=default_country, cancel_check=cancel_check,
+                                progress=progress)
+    if fast is not None:
+        return fast
     stream = open_csv(chunks, gzip=gzip, limits=limits or CsvLimits())
     try:
         mapper = compile_mapping(rules, stream.header, identifier_types=identifier_types,
