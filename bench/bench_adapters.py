@@ -4,7 +4,8 @@ Each adapter delivers ids through the real driver to its fake, which adds 20 ms 
 enforces the adapter's declared rate limit (answering 429 above it), so going too fast shows up as
 429s and waits, not as a better score. The fake runs in its own process, as a partner would: in
 this process it would compete for the GIL (parsing a 1,000-profile GraphQL document alone takes
-StackAdapt's fake ~60 ms of CPU) and the bench would measure the fake instead of the adapter. Reported per adapter: requests/s at the fake (steady state,
+StackAdapt's fake ~60 ms of CPU) and the bench would measure the fake instead of the adapter. Reported per
+adapter: requests/s at the fake (steady state,
 first to last batch arrival), ids/s end to end, their share of the declared limit, 429s.
 
 At the declared limits 1M ids takes about 100 s (Equativ, Batch, StackAdapt) and about 2.8 hours

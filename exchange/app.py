@@ -5,7 +5,6 @@ import http
 import logging
 
 from flask import Flask
-
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
@@ -67,8 +66,20 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
     )
     app.extensions["exchange"] = runtime
 
-    from .api import (account, adapters, audiences, audit, deliveries, endpoints, jobs, keys, middleware, ops,
-                      problems, shares)
+    from .api import (
+        account,
+        adapters,
+        audiences,
+        audit,
+        deliveries,
+        endpoints,
+        jobs,
+        keys,
+        middleware,
+        ops,
+        problems,
+        shares,
+    )
 
     # one Api per app: tests build many apps and each needs its own OpenAPI document
     api = ExchangeApi(app)

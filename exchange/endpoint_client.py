@@ -6,7 +6,7 @@ and a stable ``Idempotency-Key``; status codes become errors through ``exchange.
 from __future__ import annotations
 
 import uuid
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import quote
 
 import requests

@@ -6,10 +6,16 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ..catalog import audiences as service
-from ..catalog.gather import refresh_endpoint
 from ..catalog.endpoints import get_endpoint
-from ..schemas.audiences import (AudienceDetailSchema, AudienceMetadataSchema, AudienceQueryArgsSchema,
-                                 AudienceSchema, RefreshResultSchema, UploadResultSchema)
+from ..catalog.gather import refresh_endpoint
+from ..schemas.audiences import (
+    AudienceDetailSchema,
+    AudienceMetadataSchema,
+    AudienceQueryArgsSchema,
+    AudienceSchema,
+    RefreshResultSchema,
+    UploadResultSchema,
+)
 from ..schemas.common import page_of
 from .context import control_plane, db, endpoint_scope, runtime
 

@@ -5,9 +5,15 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ..catalog import endpoints as service
-from ..schemas.endpoints import (EndpointCreatedSchema, EndpointCreateSchema, EndpointQueryArgsSchema,
-                                 EndpointSchema, EndpointUpdateSchema, VerifyResultSchema)
 from ..schemas.common import page_of
+from ..schemas.endpoints import (
+    EndpointCreatedSchema,
+    EndpointCreateSchema,
+    EndpointQueryArgsSchema,
+    EndpointSchema,
+    EndpointUpdateSchema,
+    VerifyResultSchema,
+)
 from .context import control_plane, db, runtime
 
 blp = Blueprint("endpoints", __name__, url_prefix="/v1/endpoints",

@@ -15,8 +15,8 @@ from ..errors import BadRequest, Unauthorized, UnsupportedMediaType
 from ..models import IdempotencyRecord
 from . import metrics
 from .audit import record as audit_record
-from .ratelimit import RateLimiter
 from .context import db, runtime
+from .ratelimit import RateLimiter
 
 # data-plane uploads stream CSV and have their own, larger limit
 STREAMING_ENDPOINTS = {"audiences.AudienceData", "deliveries.DeliveryData"}

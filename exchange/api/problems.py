@@ -6,6 +6,8 @@ import logging
 
 from flask import Flask, Response, g
 from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ExchangeError, RateLimited
@@ -72,7 +74,7 @@ def handle_http_exception(err: HTTPException) -> Response:
         # flask-smorest / webargs validation errors: {"json": {...}} keyed by location
         msgs = data["messages"]
         flat: dict[str, list[str]] = {}
-        for location, fields in msgs.items():
+        for fields in msgs.values():
             flat.update(_flatten(fields))
         errors = flat
         detail = "The request did not validate; see errors for each field."
@@ -90,6 +92,14 @@ def handle_validation_error(err: ValidationError) -> Response:
                             slug="validation", errors=_flatten(err.messages))
 
 
+def handle_database_unavailable(err: Exception) -> Response:
+    """The database is briefly unreachable (or its pool exhausted): a retryable 503, not a 500."""
+    log.warning("database unavailable: %s", type(getattr(err, "orig", None) or err).__name__)
+    return problem_response(503, "Service unavailable",
+                            "The database is briefly unavailable; retry the request shortly.",
+                            slug="database-unavailable", headers={"Retry-After": "2"})
+
+
 def handle_unexpected(err: Exception) -> Response:
     if isinstance(err, HTTPException):
         return handle_http_exception(err)
@@ -101,4 +111,6 @@ def register(app: Flask) -> None:
     app.register_error_handler(ExchangeError, handle_exchange_error)
     app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(PoolTimeout, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

@@ -12,9 +12,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ..auth.keys import issue_key
-from ..net import generate_webhook_secret
 from ..errors import NotFound, UnsafeUrl, ValidationFailed
 from ..models import Endpoint
+from ..net import generate_webhook_secret
 from ..runtime import Runtime
 from ..schemas.endpoints import check_roles
 

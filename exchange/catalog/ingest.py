@@ -1,7 +1,8 @@
 """Accept a PUSH producer's data upload: validate, stream to the blob store, record a new version."""
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from sqlalchemy import select
 

@@ -10,8 +10,8 @@ import csv
 import hashlib
 import io
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 from ..errors import CsvDataError, PayloadTooLarge
 
@@ -22,7 +22,7 @@ KNOWN_IDENTIFIERS = ("email", "email_sha256", "phone_e164", "phone_sha256", "mai
 class UploadStats:
     bytes: int = 0
     records: int = 0
-    sha256: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+    sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
     header: list[str] | None = None
     _head: bytearray = field(default_factory=bytearray)
     _in_quotes: bool = False

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 from .runner import Cancelled, Context
 

@@ -208,7 +208,7 @@ def plan(ctx: Context) -> None:
     with ctx.rt.db.session() as s:
         job, share, aud, dest, src = ctx.load(s)
         progress = dict(job.progress)
-        mode, delta, snapshot_key, snapshot_job = share.mode, share.delta, share.snapshot_key, share.snapshot_job_id
+        mode, snapshot_key, snapshot_job = share.mode, share.snapshot_key, share.snapshot_job_id
         use_snapshot = needs_snapshot(share, dest)
     out_key, rows = progress["output_key"], progress["output_rows"]
     key_columns = progress["key_columns"]

@@ -13,8 +13,10 @@ import threading
 import time
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
+
 from ..errors import CsvDataError, ExchangeError, PayloadTooLarge
-from ..models import TERMINAL_STATES, Audience, Endpoint, Job, Share, utcnow
+from ..models import TERMINAL_STATES, Audience, Endpoint, Job, Share
 from .executor import renew_lease
 from .states import event, transition
 
@@ -104,6 +106,8 @@ def run_job(rt, job_id: str, owner: str, stop: threading.Event | None = None) ->
         _end(ctx, "cancelled", "cancelled by user")
     except Interrupted:
         log.info("job %s interrupted; it will resume on the next claim", job_id)
+    except OperationalError:  # the database was briefly unavailable: not the job's fault
+        log.warning("job %s lost the database; it will resume on the next claim", job_id, exc_info=True)
     except (CsvDataError, PayloadTooLarge, JobFailed) as exc:
         _end(ctx, "failed", exc.detail, error=exc.problem())
     except ExchangeError as exc:

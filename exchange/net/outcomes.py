@@ -88,7 +88,9 @@ _EXCEPTION_TABLE: tuple[tuple[type[BaseException], Resolution, str], ...] = (
 )
 
 
-def parse_retry_after(value: str | None, *, cap: float = DEFAULT_RETRY_AFTER_CAP, now: float | None = None) -> float | None:
+def parse_retry_after(
+    value: str | None, *, cap: float = DEFAULT_RETRY_AFTER_CAP, now: float | None = None
+) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), capped at ``cap``.
 
     Returns ``None`` for a missing or unparseable header, ``0.0`` for a date in the past.
@@ -162,7 +164,7 @@ def _classify_response(resp: requests.Response, retry_after_cap: float) -> Outco
 
 
 def _classify_exception(exc: BaseException) -> Outcome:
-    for exc_type, resolution, summary in _EXCEPTION_TABLE:
+    for exc_type, resolution, summary in _EXCEPTION_TABLE:  # noqa: B007 - used after the break
         if isinstance(exc, exc_type):
             break
     else:

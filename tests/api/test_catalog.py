@@ -86,7 +86,8 @@ def test_push_metadata_validation_and_scope(api, other_api):
                                            "identifiers": ["email"]}).json
     h = {"Authorization": f"Bearer {p['endpoint_key']}"}
     url = f"/v1/endpoints/{p['id']}/audiences/a"
-    for bad, field in [({"size": -1}, "size"), ({"tags": "x"}, "tags"), ({"identifiers": ["Bad Name"]}, "identifiers.0"),
+    for bad, field in [({"size": -1}, "size"), ({"tags": "x"}, "tags"),
+                       ({"identifiers": ["Bad Name"]}, "identifiers.0"),
                        ({"bogus": 1}, "bogus"), ({"updated_at": "yesterday"}, "updated_at")]:
         r = api.client.put(url, json=bad, headers=h)
         assert r.status_code == 422 and field in r.json["errors"], (bad, r.json)

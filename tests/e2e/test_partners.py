@@ -71,7 +71,8 @@ def test_partner_add_replace_remove(partner):
         return job
 
     first = wait_job(api, share["last_job_id"], timeout=60)
-    assert first["state"] == "succeeded", [e["message"] for e in api.get(f"/v1/jobs/{first['id']}/events").json["items"]]
+    events = api.get(f"/v1/jobs/{first['id']}/events").json["items"]
+    assert first["state"] == "succeeded", [e["message"] for e in events]
     assert kit.members(fake, ctx) == {kit.key(r) for r in rows[0:10]}
 
     # replace (the partner cannot replace natively): adds and removes from the snapshot

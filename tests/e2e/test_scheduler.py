@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -53,11 +53,11 @@ def test_interval_after_downtime_runs_once(api, runtime):
 def test_paused_share_does_not_run(api, runtime):
     share = _share(api, {"type": "interval", "every": "PT1H"})
     api.post(f"/v1/shares/{share['id']}/pause")
-    assert schedule_due(runtime, datetime.now(timezone.utc) + timedelta(days=1)) == []
+    assert schedule_due(runtime, datetime.now(UTC) + timedelta(days=1)) == []
 
 
 def test_at_runs_once(api, runtime):
-    at = (datetime.now(timezone.utc) + timedelta(minutes=5)).replace(microsecond=0)
+    at = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
     share = _share(api, {"type": "at", "at": at.isoformat()})
     assert datetime.fromisoformat(share["next_run_at"]) == at
     assert len(schedule_due(runtime, at + timedelta(seconds=1))) == 1
@@ -66,7 +66,7 @@ def test_at_runs_once(api, runtime):
 
 
 def test_lease_elects_one_leader_with_failover(runtime):
-    t0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
     assert acquire_lease(runtime, "a", t0, seconds=15)
     assert not acquire_lease(runtime, "b", t0 + timedelta(seconds=5), seconds=15)
     assert acquire_lease(runtime, "a", t0 + timedelta(seconds=10), seconds=15)  # renewal

@@ -86,7 +86,8 @@ def test_share_matrix(live, tmp_path, producer, consumer, mode):
         share = r.json
         job = wait_job(api, share["last_job_id"])
         counts = job["counts"]
-        assert job["state"] != "failed", (job["error"], [e["message"] for e in api.get(f"/v1/jobs/{job['id']}/events").json["items"]])
+        events = api.get(f"/v1/jobs/{job['id']}/events").json["items"]
+        assert job["state"] != "failed", (job["error"], [e["message"] for e in events])
         assert (counts["received"], counts["valid"], counts["rejected"], counts["duplicates"]) == (5, 3, 1, 1)
         if consumer == "pull":
             assert job["state"] == "awaiting_consumer"

@@ -6,6 +6,7 @@ import pytest
 from exchange.app import create_app
 from exchange.runtime import Runtime
 from tests.conftest import make_config, new_account, prepare_db
+from tests.e2e.conftest import live, other_api_live  # noqa: F401 - shared fixtures
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.conftest import audience_by_external, live, other_api_live, register, wait_job  # noqa: F401
+from tests.e2e.conftest import audience_by_external, register, wait_job
 
 BODIES = {
     ("PATCH", "/v1/endpoints/<endpoint_id>"): {"json": {"name": "x"}},

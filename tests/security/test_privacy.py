@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from exchange.jobs.retention import purge_expired
 from exchange.models import Job, utcnow
-from tests.e2e.conftest import audience_by_external, live, register, wait_job  # noqa: F401
+from tests.e2e.conftest import audience_by_external, register, wait_job
 
 MAPPING = [{"source": "email", "target": "email_sha256", "transform": ["normalize_email", "sha256"]}]
 

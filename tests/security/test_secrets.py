@@ -6,7 +6,7 @@ import logging
 import subprocess
 import sys
 
-from tests.e2e.conftest import audience_by_external, live, register, wait_job  # noqa: F401
+from tests.e2e.conftest import audience_by_external, register, wait_job
 from tests.fakes.protocol_endpoint import Fault, ProtocolEndpoint
 
 CREDENTIAL = "Cred-5ecret-Value-91f3"

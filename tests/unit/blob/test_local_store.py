@@ -98,7 +98,8 @@ def test_non_bytes_chunk_is_refused_without_leftovers(store: LocalBlobStore) -> 
 
 @pytest.mark.parametrize(
     "key",
-    ["", "../escape", "a/../../escape", "/etc/passwd", "a\\b", "C:/x", "a//b", "a/./b", "a/", "nul\x00", ".~tmp-x", "x" * 1100],
+    ["", "../escape", "a/../../escape", "/etc/passwd", "a\\b", "C:/x", "a//b", "a/./b", "a/", "nul\x00", ".~tmp-x",
+     "x" * 1100],
 )
 def test_unsafe_keys_are_refused(store: LocalBlobStore, key: str) -> None:
     with pytest.raises(InvalidBlobKey):

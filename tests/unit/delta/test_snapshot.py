@@ -73,7 +73,8 @@ def test_exact_adds_removes_and_changes(tmp_path: Path) -> None:
 
 
 def test_without_a_snapshot_everything_is_an_add(tmp_path: Path) -> None:
-    result, (header, adds), (rm_header, removes) = delta(tmp_path, write_csv(tmp_path / "v.csv", HEADER, V1[::-1]), None)
+    source = write_csv(tmp_path / "v.csv", HEADER, V1[::-1])
+    result, (header, adds), (rm_header, removes) = delta(tmp_path, source, None)
     assert result == DeltaResult(added=4, removed=0, changed=0, unchanged=0)
     assert (header, adds) == (HEADER, V1)
     assert (rm_header, removes) == (["email"], [])
