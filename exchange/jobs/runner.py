@@ -7,6 +7,7 @@ are skipped and a delivery resumes at the first part not yet accepted, with the 
 """
 from __future__ import annotations
 
+import errno
 import logging
 import tempfile
 import threading
@@ -113,10 +114,17 @@ def run_job(rt, job_id: str, owner: str, stop: threading.Event | None = None) ->
     except ExchangeError as exc:
         _end(ctx, "failed", exc.detail, error=exc.problem())
     except Exception as exc:  # noqa: BLE001 - a bug fails the job, it does not kill the worker
-        log.exception("job %s failed unexpectedly", job_id)
-        _end(ctx, "failed", f"internal error ({type(exc).__name__})",
-             error={"type": "about:blank", "title": "Internal error", "status": 500,
-                    "detail": f"internal error ({type(exc).__name__})"})
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("job %s: storage full (%s)", job_id, exc)
+            detail = ("The exchange ran out of storage space (no space left on device); the job stopped "
+                      "and delivered nothing more. Free space, then run the share again.")
+            _end(ctx, "failed", detail, error={"type": "https://audience-exchange.dev/problems/storage-full",
+                                               "title": "Storage full", "status": 507, "detail": detail})
+        else:
+            log.exception("job %s failed unexpectedly", job_id)
+            _end(ctx, "failed", f"internal error ({type(exc).__name__})",
+                 error={"type": "about:blank", "title": "Internal error", "status": 500,
+                        "detail": f"internal error ({type(exc).__name__})"})
     finally:
         import shutil
 
