@@ -256,21 +256,18 @@ def advance_snapshot(rt, job_id: str, share, progress: dict) -> str:
     """Build the share's next snapshot from the old one and this job's output; returns its key."""
     import shutil
     import tempfile
+    from contextlib import ExitStack
     from pathlib import Path
 
     from ..transfer.snapshot import next_snapshot
 
-    tmp = Path(tempfile.mkdtemp(prefix="ack-"))
+    tmp = Path(tempfile.mkdtemp(prefix="snapshot-"))
     try:
-        old = None
-        if share.snapshot_key and rt.blobs.exists(share.snapshot_key):
-            old = tmp / "old.snapshot"
-            with open(old, "wb") as fh:
-                fh.writelines(rt.blobs.iter_chunks(share.snapshot_key))
-        out = tmp / "out.csv"
-        with open(out, "wb") as fh:
-            fh.writelines(rt.blobs.iter_chunks(progress["output_key"]))
-        next_snapshot(share.mode, old, out, progress["key_columns"], tmp / "new.snapshot")
+        with ExitStack() as stack:
+            old = (stack.enter_context(rt.blobs.local_path(share.snapshot_key))
+                   if share.snapshot_key and rt.blobs.exists(share.snapshot_key) else None)
+            out = stack.enter_context(rt.blobs.local_path(progress["output_key"]))
+            next_snapshot(share.mode, old, out, progress["key_columns"], tmp / "new.snapshot")
         key = f"snapshots/{share.id}/{job_id}.snapshot"
         rt.blobs.put_file(key, tmp / "new.snapshot")
         return key
@@ -309,6 +306,7 @@ def snapshot_after_failed_delivery(rt, job_id: str) -> None:
     """
     import shutil
     import tempfile
+    from contextlib import ExitStack
     from pathlib import Path
 
     from ..models import Endpoint, Share
@@ -324,21 +322,11 @@ def snapshot_after_failed_delivery(rt, job_id: str) -> None:
         old_key, share_id = share.snapshot_key, share.id
     tmp = Path(tempfile.mkdtemp(prefix="failed-"))
     try:
-        old = None
-        if old_key and rt.blobs.exists(old_key):
-            old = tmp / "old.snapshot"
-            with open(old, "wb") as fh:
-                for chunk in rt.blobs.iter_chunks(old_key):
-                    fh.write(chunk)
-        attempted = []
-        for i, op in enumerate(progress["ops"]):
-            if op["rows"] and rt.blobs.exists(op["key"]):
-                path = tmp / f"op{i}.csv"
-                with open(path, "wb") as fh:
-                    for chunk in rt.blobs.iter_chunks(op["key"]):
-                        fh.write(chunk)
-                attempted.append(path)
-        snapshot_after_failure(old, attempted, progress["key_columns"], tmp / "new.snapshot")
+        with ExitStack() as stack:
+            old = stack.enter_context(rt.blobs.local_path(old_key)) if old_key and rt.blobs.exists(old_key) else None
+            attempted = [stack.enter_context(rt.blobs.local_path(op["key"])) for op in progress["ops"]
+                         if op["rows"] and rt.blobs.exists(op["key"])]
+            snapshot_after_failure(old, attempted, progress["key_columns"], tmp / "new.snapshot")
         key = f"snapshots/{share_id}/{job_id}-failed.snapshot"
         rt.blobs.put_file(key, tmp / "new.snapshot")
         with rt.db.session() as s:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from datetime import timedelta
 
 from ..errors import PermanentTransferError
@@ -219,19 +220,12 @@ def plan(ctx: Context) -> None:
     else:
         from ..transfer.snapshot import compute_delta
 
-        old = None
-        if snapshot_key and ctx.rt.blobs.exists(snapshot_key):
-            old = ctx.tmp / "old.snapshot"
-            with open(old, "wb") as fh:
-                for chunk in ctx.rt.blobs.iter_chunks(snapshot_key):
-                    fh.write(chunk)
-        new = ctx.tmp / "output.csv"
-        if not new.exists():
-            with open(new, "wb") as fh:
-                for chunk in ctx.rt.blobs.iter_chunks(out_key):
-                    fh.write(chunk)
         adds, removes = ctx.tmp / "adds.csv", ctx.tmp / "removes.csv"
-        d = compute_delta(new, old, key_columns, adds, removes)
+        has_old = bool(snapshot_key) and ctx.rt.blobs.exists(snapshot_key)
+        with ExitStack() as stack:
+            old = stack.enter_context(ctx.rt.blobs.local_path(snapshot_key)) if has_old else None
+            new = stack.enter_context(ctx.rt.blobs.local_path(out_key))
+            d = compute_delta(new, old, key_columns, adds, removes)
         adds_key, removes_key = f"jobs/{ctx.job_id}/adds.csv", f"jobs/{ctx.job_id}/removes.csv"
         ctx.rt.blobs.put_file(adds_key, adds)
         ops = [{"mode": "add", "key": adds_key, "rows": d.added + d.changed}]
@@ -240,7 +234,7 @@ def plan(ctx: Context) -> None:
             ctx.rt.blobs.put_file(removes_key, removes)
             ops.append({"mode": "remove", "key": removes_key, "rows": d.removed})
             removed = d.removed
-        base = snapshot_job if old is not None else None
+        base = snapshot_job if has_old else None
 
     def _done(s, job):
         job.progress = {**job.progress, "ops": ops, "done": {}}
