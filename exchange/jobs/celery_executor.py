@@ -1,24 +1,32 @@
 """Celery executor: job ids go over the broker, workers claim them from the database with a lease.
 
 The broker only says "look now"; the database lease decides who runs a job, so a duplicated or lost
-message can neither run a job twice nor lose it (a periodic sweep re-publishes runnable jobs).
+message can neither run a job twice nor lose it (a periodic sweep in every web process re-publishes
+while a job is claimable). A worker keeps the lease of the job it runs alive from a side thread, so
+a long HTTP call or transform never lets the lease lapse while the worker lives; when the worker
+dies (``kill -9``, a lost machine) the lease lapses after ``EXCHANGE_LEASE_SECONDS`` and the next
+sweep hands the job to another worker, which resumes it at the first part not yet accepted.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from celery import Celery
 
 log = logging.getLogger(__name__)
 _apps: dict[str, Celery] = {}
+QUEUE = "exchange-jobs"
 
 
 def celery_app(broker_url: str) -> Celery:
     if broker_url not in _apps:
         app = Celery("exchange", broker=broker_url)
         app.conf.update(task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
-                        task_default_queue="exchange-jobs", broker_connection_retry_on_startup=True)
+                        task_default_queue=QUEUE, broker_connection_retry_on_startup=True,
+                        # the message is a hint, never state: a stale one is harmless, so do not keep them
+                        task_ignore_result=True)
         app.task(name="exchange.run_next", ignore_result=True)(_run_next)
         _apps[broker_url] = app
     return _apps[broker_url]
@@ -39,10 +47,43 @@ def _run_next() -> None:
         rt = _set_runtime(Runtime(Config.from_env()))
     owner = worker_id()
     while True:
-        job_id = claim_next(rt, owner)
+        try:
+            job_id = claim_next(rt, owner)
+        except Exception:  # noqa: BLE001 - database briefly unavailable: the sweep publishes again
+            log.exception("claiming a job failed")
+            return
         if job_id is None:
             return
-        run_job(rt, job_id, owner)
+        with LeaseKeeper(rt, job_id, owner):
+            run_job(rt, job_id, owner)
+
+
+class LeaseKeeper:
+    """Renews a job's lease every third of ``lease_seconds`` while the ``with`` block runs."""
+
+    def __init__(self, rt, job_id: str, owner: str):
+        self.rt, self.job_id, self.owner = rt, job_id, owner
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"lease-{job_id[:8]}")
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        from .executor import renew_lease
+
+        every = max(0.5, self.rt.config.lease_seconds / 3)
+        while not self._done.wait(every):
+            try:
+                if not renew_lease(self.rt, self.job_id, self.owner):
+                    return  # the job ended or someone else owns it; the runner notices on its own
+            except Exception:  # noqa: BLE001 - try again; if the database stays away the lease lapses
+                log.warning("could not renew the lease of job %s", self.job_id)
 
 
 def _set_runtime(rt):
@@ -73,16 +114,23 @@ class CeleryExecutor:
         except Exception:  # noqa: BLE001 - the sweep publishes again; the job is safe in the database
             log.warning("could not publish to the broker; the sweep will retry")
 
-    def _sweep(self) -> None:
-        from .executor import RUNNABLE
-        from ..models import Job
-        from sqlalchemy import select
+    def claimable(self) -> bool:
+        """Whether some job could be claimed now (runnable, not leased or its lease lapsed, not waiting)."""
+        from sqlalchemy import or_, select
 
+        from ..models import Job, utcnow
+        from .executor import RUNNABLE
+
+        now = utcnow()
+        with self.rt.db.session() as s:
+            return s.scalar(select(Job.id).where(
+                Job.state.in_(RUNNABLE), or_(Job.lease_owner.is_(None), Job.lease_expires_at < now),
+                or_(Job.not_before.is_(None), Job.not_before <= now)).limit(1)) is not None
+
+    def _sweep(self) -> None:
         while not self._stop.wait(self.sweep_seconds):
             try:
-                with self.rt.db.session() as s:
-                    pending = s.scalar(select(Job.id).where(Job.state.in_(RUNNABLE)).limit(1))
-                if pending:
+                if self.claimable():
                     self.wake()
             except Exception:  # noqa: BLE001
                 log.exception("sweep failed")
@@ -99,7 +147,11 @@ def run_worker(rt, concurrency: int = 2) -> None:
     from .executor import release_dead_leases
 
     _set_runtime(rt)
-    release_dead_leases(rt)
+    released = release_dead_leases(rt)
+    if released:
+        log.info("released %d lease(s) of dead processes on this host", released)
     app = celery_app(rt.config.broker_url)
-    app.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--pool=threads",
-                     "-Q", "exchange-jobs", "--without-gossip", "--without-mingle"])
+    # a node name per process: several workers on one host must not share one
+    app.worker_main(["worker", f"--loglevel={rt.config.log_level}", f"--concurrency={concurrency}",
+                     "--pool=threads", "-Q", QUEUE, "-n", f"exchange-{os.getpid()}@%h",
+                     "--without-gossip", "--without-mingle"])
