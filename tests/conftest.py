@@ -11,7 +11,10 @@ from exchange.config import Config
 from exchange.db import upgrade
 from exchange.runtime import Runtime
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# the specification's folder sits beside the repository (CI clones main with ../shared next to it)
+SHARED = next((p for p in (Path(__file__).resolve().parents[1].parent / "shared", Path("/work/shared"))
+               if (p / "testdata").is_dir()), Path(__file__).resolve().parents[1].parent / "shared")
+TESTDATA = SHARED / "testdata"
 
 
 def make_config(tmp_path: Path, **overrides) -> Config:

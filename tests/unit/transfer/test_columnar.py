@@ -15,8 +15,8 @@ from exchange.errors import ExchangeError
 from exchange.transfer import columnar
 from exchange.transfer.mapping import validate_mapping
 from exchange.transfer.pipeline import TransformCancelled, run_transform
+from tests.conftest import TESTDATA  # noqa: E402
 
-TESTDATA = Path("/work/shared/testdata")
 ALICE_SHA = "ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976"
 IDS = {"email", "email_sha256", "phone_e164", "phone_sha256", "maid", "cookie_id", "customer_id"}
 RULES = [

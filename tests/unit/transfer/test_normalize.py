@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,7 @@ from exchange.transfer.normalize import (
     normalize_phone,
     sha256_hex,
 )
-
-TESTDATA = Path("/work/shared/testdata")
+from tests.conftest import TESTDATA  # noqa: E402
 
 
 def _vectors(name: str) -> list[dict[str, str]]:
