@@ -94,10 +94,30 @@ class Interrupted(Exception):
     """The process is stopping or lost the lease: leave the job for the next claim."""
 
 
+class _LeaseHeartbeat(threading.Thread):
+    """Renews the job's lease while it runs: a long outbound call (a slow consumer, retries) must not
+    let the lease lapse, or another worker would claim and run the same job at the same time."""
+
+    def __init__(self, rt, job_id: str, owner: str):
+        super().__init__(daemon=True, name=f"lease-{job_id[:8]}")
+        self.rt, self.job_id, self.owner = rt, job_id, owner
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(max(0.2, self.rt.config.lease_seconds / 3)):
+            try:
+                if not renew_lease(self.rt, self.job_id, self.owner):
+                    return  # lost it: check_cancel tells the job to stop
+            except Exception:  # noqa: BLE001 - database briefly unavailable: try again next beat
+                log.warning("could not renew the lease of job %s", self.job_id, exc_info=True)
+
+
 def run_job(rt, job_id: str, owner: str, stop: threading.Event | None = None) -> None:
     from . import phases
 
     ctx = Context(rt, job_id, owner, stop)
+    heartbeat = _LeaseHeartbeat(rt, job_id, owner)
+    heartbeat.start()
     try:
         with rt.db.session() as s:
             job = s.get(Job, job_id)
@@ -128,6 +148,7 @@ def run_job(rt, job_id: str, owner: str, stop: threading.Event | None = None) ->
     finally:
         import shutil
 
+        heartbeat.done.set()
         shutil.rmtree(ctx.tmp, ignore_errors=True)
         with rt.db.session() as s:
             job = s.get(Job, job_id)
