@@ -200,6 +200,7 @@ class Deployment:
         if self.rt is not None:
             self.rt.shutdown()
             self.rt = None
+        self._drop_queue()
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -217,6 +218,18 @@ class Deployment:
                 os.environ[key] = value
         self._saved_env.clear()
         shutil.rmtree(self.work / "tmp", ignore_errors=True)
+
+    def _drop_queue(self) -> None:
+        """Remove this run's queue from its Redis database (RabbitMQ's default vhost is left as is)."""
+        if not self.broker_url.startswith("redis"):
+            return
+        try:
+            import redis
+
+            redis.Redis.from_url(self.broker_url, socket_connect_timeout=2).delete(
+                "exchange-jobs", "unacked", "unacked_index", "unacked_mutex")
+        except Exception:  # noqa: BLE001 - leftovers are harmless hints
+            pass
 
     # -- processes ---------------------------------------------------------------------------------
 
