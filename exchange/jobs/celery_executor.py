@@ -2,10 +2,9 @@
 
 The broker only says "look now"; the database lease decides who runs a job, so a duplicated or lost
 message can neither run a job twice nor lose it (a periodic sweep in every web process re-publishes
-while a job is claimable). A worker keeps the lease of the job it runs alive from a side thread, so
-a long HTTP call or transform never lets the lease lapse while the worker lives; when the worker
-dies (``kill -9``, a lost machine) the lease lapses after ``EXCHANGE_LEASE_SECONDS`` and the next
-sweep hands the job to another worker, which resumes it at the first part not yet accepted.
+while a job is claimable). The runner keeps a running job's lease alive from a side thread; when a
+worker dies (``kill -9``, a lost machine) the lease lapses after ``EXCHANGE_LEASE_SECONDS`` and the
+next sweep hands the job to another worker, which resumes it at the first part not yet accepted.
 """
 from __future__ import annotations
 
@@ -54,36 +53,7 @@ def _run_next() -> None:
             return
         if job_id is None:
             return
-        with LeaseKeeper(rt, job_id, owner):
-            run_job(rt, job_id, owner)
-
-
-class LeaseKeeper:
-    """Renews a job's lease every third of ``lease_seconds`` while the ``with`` block runs."""
-
-    def __init__(self, rt, job_id: str, owner: str):
-        self.rt, self.job_id, self.owner = rt, job_id, owner
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"lease-{job_id[:8]}")
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        from .executor import renew_lease
-
-        every = max(0.5, self.rt.config.lease_seconds / 3)
-        while not self._done.wait(every):
-            try:
-                if not renew_lease(self.rt, self.job_id, self.owner):
-                    return  # the job ended or someone else owns it; the runner notices on its own
-            except Exception:  # noqa: BLE001 - try again; if the database stays away the lease lapses
-                log.warning("could not renew the lease of job %s", self.job_id)
+        run_job(rt, job_id, owner)
 
 
 def _set_runtime(rt):
