@@ -42,8 +42,14 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
     config = config or (runtime.config if runtime else Config.from_env())
     runtime = runtime or Runtime(config)
     logging.basicConfig(level=config.log_level)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every one-second tick
 
     app = Flask(__name__)
+    if config.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = config.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n)
     app.config.update(
         SECRET_KEY=config.secret_key,
         TESTING=config.testing,

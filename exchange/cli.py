@@ -94,8 +94,8 @@ def accounts_add_user(account_id: str, email: str, password: str) -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to bind (default EXCHANGE_HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default EXCHANGE_PORT or 8080).")
-@click.option("--workers", default=1, show_default=True, type=int,
-              help="Web processes. With the embedded executor keep 1 (jobs run in that process).")
+@click.option("--workers", default=2, show_default=True, type=int,
+              help="Web processes (gunicorn workers). Jobs and schedules run in a separate runner process.")
 @click.option("--threads", default=8, show_default=True, type=int, help="Threads per web process.")
 def serve(host: str | None, port: int | None, workers: int, threads: int) -> None:
     """Run the API and web interface with gunicorn (production server)."""

@@ -32,7 +32,7 @@ class Config:
     max_decompressed_bytes: int = 20 * 1024**3
     rate_limit_per_minute: int = 6000
     # --- jobs ------------------------------------------------------------------------------
-    executor: str = "thread"  # thread | celery | inline
+    executor: str = "process"  # process (child processes) | thread | celery | inline
     workers: int = 4
     broker_url: str = ""
     scheduler: bool = True
@@ -51,6 +51,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""
+    proxy_hops: int = 0  # trusted reverse proxies in front (X-Forwarded-For/-Proto/-Host/-Port/-Prefix)
     log_level: str = "INFO"
     testing: bool = False
 

@@ -1,10 +1,11 @@
-"""Production serving with gunicorn (threaded workers), configured from the exchange's settings.
+"""Production serving: gunicorn web workers plus one background process for jobs and schedules.
 
-Each gunicorn worker builds its own app and runtime after the fork (no preloading), so database
-pools, broker connections and the scheduler thread are never shared across processes. With the
-embedded thread executor jobs run inside the web process; with ``EXCHANGE_EXECUTOR=celery`` any
-number of web processes and gunicorn workers may run, since jobs are claimed from the database and
-the scheduler is elected by a lease. On a graceful stop a worker shuts its runtime down.
+``exchange serve`` starts a *runner* process (the executor's job workers and the scheduler) beside
+the gunicorn web workers, so CPU-bound transforms never hold a web worker's GIL and status polls stay
+fast while jobs run. Each gunicorn worker builds its own app and runtime after the fork (no
+preloading) and starts nothing in the background. Jobs are claimed from the database with leases and
+the scheduler is elected by a lease, so any number of ``exchange serve`` processes may run together
+(with ``EXCHANGE_EXECUTOR=celery`` the runner only publishes and schedules; workers run the jobs).
 """
 from __future__ import annotations
 
@@ -29,11 +30,39 @@ class _Gunicorn(BaseApplication):
     def load(self):
         from .app import create_app
 
-        return create_app(self._cfg, start_background=True)
+        return create_app(self._cfg, start_background=False)
+
+
+def _run_background(cfg: Config) -> None:
+    """The runner process: job workers (per the executor) and the scheduler, until SIGTERM."""
+    import signal
+    import threading
+
+    from .runtime import Runtime
+
+    rt = Runtime(cfg)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    rt.start_background()
+    try:
+        done.wait()
+    finally:
+        rt.shutdown()
+
+
+def start_runner(cfg: Config):
+    """Start the background runner process (not daemonic: it has job worker processes of its own)."""
+    import multiprocessing
+
+    proc = multiprocessing.get_context("spawn").Process(target=_run_background, args=(cfg,),
+                                                        name="exchange-runner", daemon=False)
+    proc.start()
+    return proc
 
 
 def _worker_exit(server, worker) -> None:
-    """Stop the scheduler and the executor of a gunicorn worker that exits gracefully."""
+    """Release a gunicorn worker's database pool when it exits gracefully."""
     app = getattr(worker, "wsgi", None)
     runtime = getattr(app, "extensions", {}).get("exchange") if app is not None else None
     if runtime is not None:
@@ -61,8 +90,13 @@ def migrate(database_url: str) -> None:
         engine.dispose()
 
 
-def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 1, threads: int = 8) -> None:
+def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 2, threads: int = 8) -> None:
     migrate(cfg.database_url)
+    runner = start_runner(cfg)
+
+    def _on_exit(server) -> None:
+        runner.terminate()
+        runner.join(timeout=30)
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -74,5 +108,6 @@ def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 1, threads
         "accesslog": "-",
         "graceful_timeout": 30,
         "worker_exit": _worker_exit,
+        "on_exit": _on_exit,
     }
     _Gunicorn(cfg, options).run()

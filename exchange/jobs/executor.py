@@ -113,22 +113,85 @@ class ThreadExecutor:
         self._threads = []
 
     def _loop(self, owner: str) -> None:
-        from .runner import run_job
+        work_loop(self.rt, owner, self._stop, self._wake)
 
-        while not self._stop.is_set():
-            try:
-                job_id = claim_next(self.rt, owner)
-            except Exception:  # noqa: BLE001 - database briefly unavailable: try again shortly
-                log.exception("claiming a job failed")
-                job_id = None
-            if job_id is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            try:
-                run_job(self.rt, job_id, owner, stop=self._stop)
-            except Exception:  # noqa: BLE001 - run_job records failures itself; never kill the worker
-                log.exception("job %s crashed its worker loop", job_id)
+
+def work_loop(rt, owner: str, stop, wake, poll: float = 1.0) -> None:
+    """Claim and run jobs until ``stop`` is set; ``wake`` cuts the wait between polls short."""
+    from .runner import run_job
+
+    while not stop.is_set():
+        try:
+            job_id = claim_next(rt, owner)
+        except Exception:  # noqa: BLE001 - database briefly unavailable: try again shortly
+            log.exception("claiming a job failed")
+            job_id = None
+        if job_id is None:
+            wake.wait(poll)
+            wake.clear()
+            continue
+        try:
+            run_job(rt, job_id, owner, stop=stop)
+        except Exception:  # noqa: BLE001 - run_job records failures itself; never kill the worker
+            log.exception("job %s crashed its worker loop", job_id)
+
+
+class ProcessExecutor:
+    """Job workers in child processes at a lower CPU priority (the default for ``exchange serve``).
+
+    Transforms are CPU-bound Python; in the web process they would hold the GIL and stall API
+    requests (status polls waited ~1 s under 20 running jobs). Children own their own runtime and
+    claim jobs from the database exactly like threads do; ``wake()`` signals them through a shared
+    event, and they poll twice a second anyway.
+    """
+
+    NICE = 10
+
+    def __init__(self, rt, workers: int):
+        import multiprocessing
+
+        self.rt, self.workers = rt, max(1, workers)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._stop = self._ctx.Event()
+        self._wake = self._ctx.Event()
+        self._procs: list = []
+
+    def start(self) -> None:
+        if self._procs:
+            return
+        release_dead_leases(self.rt)
+        self._stop.clear()
+        for i in range(self.workers):
+            proc = self._ctx.Process(target=_process_main, args=(self.rt.config, self._stop, self._wake, i),
+                                     name=f"exchange-worker-{i}", daemon=True)
+            proc.start()
+            self._procs.append(proc)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for proc in self._procs:
+            proc.join(timeout=15)
+            if proc.is_alive():
+                proc.terminate()  # its job's lease lapses and another worker resumes it
+        self._procs = []
+
+
+def _process_main(config, stop, wake, index: int) -> None:
+    from ..runtime import Runtime
+
+    try:
+        os.nice(ProcessExecutor.NICE)
+    except OSError:
+        pass
+    rt = Runtime(config)
+    try:
+        work_loop(rt, f"{worker_id()}:{index}", stop, wake, poll=0.5)
+    finally:
+        rt.db.dispose()
 
 
 class InlineExecutor(ThreadExecutor):
@@ -160,6 +223,8 @@ def make_executor(rt):
     kind = rt.config.executor
     if kind == "inline":
         return InlineExecutor(rt, 1)
+    if kind == "process":
+        return ProcessExecutor(rt, rt.config.workers)
     if kind == "celery":
         from .celery_executor import CeleryExecutor
 

@@ -21,7 +21,8 @@ READ_TIMEOUT = 1.0
 
 @pytest.fixture
 def live_settings() -> dict:
-    return {"http_read_timeout": READ_TIMEOUT, "max_attempts": 2}
+    # a lease long enough that a busy CI machine never lets it lapse while the slow call waits
+    return {"http_read_timeout": READ_TIMEOUT, "max_attempts": 2, "lease_seconds": 20}
 
 
 class TricklingServer:
