@@ -39,8 +39,12 @@ cpu0, t0 = sum(os.times()[:4]), time.perf_counter()
 result = run_transform(chunks(), gzip=False, rules=rules, identifier_types={"email_sha256"},
                        out_path=os.path.join(workdir, "out.csv"), rejects_path=os.path.join(workdir, "rej.csv"))
 wall, cpu = time.perf_counter() - t0, sum(os.times()[:4]) - cpu0
+def _hwm():  # peak RSS of this process (ru_maxrss would inherit the parent's high-water mark)
+    with open("/proc/self/status") as fh:
+        return int(next(ln for ln in fh if ln.startswith("VmHWM")).split()[1]) / 1024
+
 print(json.dumps({"wall": wall, "cpu": cpu, "counts": result.counts, "sha": result.out_sha256,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": _hwm()}))
 """
 
 
