@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 
 from ..auth.audit import add_entry, list_entries
 from ..auth.keys import Principal
-from ..schemas.common import StrictSchema, page_of
+from ..schemas.common import PageArgsSchema, StrictSchema, page_of
 from .context import control_plane, db
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,10 @@ class AuditEntrySchema(StrictSchema):
     remote_addr = fields.String(allow_none=True)
 
 
-class AuditQueryArgsSchema(StrictSchema):
+class AuditQueryArgsSchema(PageArgsSchema):
     since = fields.AwareDateTime(load_default=None)
     actor = fields.String(load_default=None, validate=validate.Length(max=200))
     object_id = fields.String(load_default=None, validate=validate.Length(max=64))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 AuditPageSchema = page_of(AuditEntrySchema, "AuditPageSchema")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .common import IDENT, StrictSchema
+from .common import IDENT, PageArgsSchema, StrictSchema
 
 
 class AudienceSchema(StrictSchema):
@@ -26,14 +26,12 @@ class AudienceDetailSchema(AudienceSchema):
     share_ids = fields.List(fields.String())
 
 
-class AudienceQueryArgsSchema(StrictSchema):
+class AudienceQueryArgsSchema(PageArgsSchema):
     q = fields.String(load_default=None, validate=validate.Length(max=200))
     identifier = fields.String(load_default=None, validate=validate.Length(max=64))
     producer = fields.String(load_default=None, validate=validate.Length(max=64))
     tag = fields.String(load_default=None, validate=validate.Length(max=100))
     status = fields.String(load_default="active", validate=validate.OneOf(["active", "gone"]))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class AudienceMetadataSchema(StrictSchema):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from .common import IDENT, NAME, StrictSchema
+from .common import IDENT, NAME, PageArgsSchema, StrictSchema
 
 URL = validate.Length(min=1, max=2048)
 
@@ -109,9 +109,7 @@ class EndpointCreatedSchema(EndpointSchema):
                                    metadata={"description": "Secret to verify webhook signatures. Shown once."})
 
 
-class EndpointQueryArgsSchema(StrictSchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+class EndpointQueryArgsSchema(PageArgsSchema):
     status = fields.String(load_default=None, validate=validate.OneOf(["active", "disabled"]))
     role = fields.String(load_default=None, validate=validate.OneOf(["producer", "consumer"]))
     q = fields.String(load_default=None, validate=validate.Length(max=200))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .common import StrictSchema
+from .common import PageArgsSchema, StrictSchema
 
 STATES = ["queued", "fetching", "awaiting_source", "transforming", "delivering", "awaiting_consumer",
           "succeeded", "partially_succeeded", "failed", "cancelled"]
@@ -43,13 +43,11 @@ class JobSchema(StrictSchema):
     finished_at = fields.DateTime(allow_none=True)
 
 
-class JobQueryArgsSchema(StrictSchema):
+class JobQueryArgsSchema(PageArgsSchema):
     share_id = fields.String(load_default=None)
     state = fields.String(load_default=None, validate=validate.OneOf(STATES))
     since = fields.AwareDateTime(load_default=None)
     until = fields.AwareDateTime(load_default=None)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class JobEventSchema(StrictSchema):
@@ -84,11 +82,9 @@ class DeliverySchema(StrictSchema):
     acked_at = fields.DateTime(allow_none=True)
 
 
-class DeliveryQueryArgsSchema(StrictSchema):
+class DeliveryQueryArgsSchema(PageArgsSchema):
     state = fields.String(load_default=None, validate=validate.OneOf(["ready", "acknowledged", "expired"]))
     endpoint_id = fields.String(load_default=None)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class AckSchema(StrictSchema):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from .common import StrictSchema
+from .common import PageArgsSchema, StrictSchema
 
 TRANSFORMS = ["none", "trim", "lowercase", "normalize_email", "normalize_phone", "sha256"]
 
@@ -68,9 +68,7 @@ class ShareSchema(StrictSchema):
     updated_at = fields.DateTime()
 
 
-class ShareQueryArgsSchema(StrictSchema):
+class ShareQueryArgsSchema(PageArgsSchema):
     audience_id = fields.String(load_default=None)
     destination_id = fields.String(load_default=None)
     status = fields.String(load_default=None, validate=validate.OneOf(["active", "paused"]))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
