@@ -9,26 +9,10 @@ from sqlalchemy.orm import Session
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..models import TERMINAL_STATES, Audience, Endpoint, Job, JobEvent, Share, utcnow
 from ..runtime import Runtime
+from .schedules import describe, next_run_after, validate_schedule
 from .states import event, transition
 
 RECURRING = {"interval", "cron", "on_new_data"}
-
-
-def _schedules():
-    from . import schedules
-    return schedules
-
-
-def validate_schedule(schedule: dict) -> dict:
-    return _schedules().validate_schedule(schedule)
-
-
-def next_run_after(schedule: dict, after: datetime, *, anchor: datetime | None = None):
-    return _schedules().next_run_after(schedule, after, anchor=anchor)
-
-
-def describe(schedule: dict) -> str:
-    return _schedules().describe(schedule)
 
 
 # ---------------------------------------------------------------- shares
