@@ -19,10 +19,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = (("1m", 1_000_000), ("10m", 10_000_000))
 
 _CHILD = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
+from exchange.transfer import columnar
 from exchange.transfer.pipeline import run_transform
 path, workdir = sys.argv[2], sys.argv[3]
+columnar.ENABLED = len(sys.argv) < 5 or sys.argv[4] == "1"  # compare_columnar.py passes "0" for Python
 
 def chunks():
     with open(path, "rb") as f:
@@ -42,7 +44,7 @@ def _hwm():  # peak RSS of this process (ru_maxrss would inherit the parent's hi
     with open("/proc/self/status") as fh:
         return int(next(ln for ln in fh if ln.startswith("VmHWM")).split()[1]) / 1024
 
-print(json.dumps({"wall": wall, "cpu": cpu, "counts": result.counts,
+print(json.dumps({"wall": wall, "cpu": cpu, "counts": result.counts, "sha": result.out_sha256,
                   "rss_mb": _hwm()}))
 """
 

@@ -17,35 +17,8 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-_CHILD = r"""
-import json, os, resource, sys, time
-sys.path.insert(0, sys.argv[1])
-from exchange.transfer import columnar
-from exchange.transfer.pipeline import run_transform
-path, workdir, fast = sys.argv[2], sys.argv[3], sys.argv[4] == "1"
-columnar.ENABLED = fast
-
-def chunks():
-    with open(path, "rb") as f:
-        while block := f.read(1 << 16):
-            yield block
-
-rules = [
-    {"source": "email", "target": "email_sha256", "transform": ["normalize_email", "sha256"]},
-    {"source": "first_name", "target": "first_name", "transform": []},
-    {"source": "country", "target": "country", "transform": []},
-]
-cpu0, t0 = sum(os.times()[:4]), time.perf_counter()
-result = run_transform(chunks(), gzip=False, rules=rules, identifier_types={"email_sha256"},
-                       out_path=os.path.join(workdir, "out.csv"), rejects_path=os.path.join(workdir, "rej.csv"))
-wall, cpu = time.perf_counter() - t0, sum(os.times()[:4]) - cpu0
-def _hwm():  # peak RSS of this process (ru_maxrss would inherit the parent's high-water mark)
-    with open("/proc/self/status") as fh:
-        return int(next(ln for ln in fh if ln.startswith("VmHWM")).split()[1]) / 1024
-
-print(json.dumps({"wall": wall, "cpu": cpu, "counts": result.counts, "sha": result.out_sha256,
-                  "rss_mb": _hwm()}))
-"""
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_transform import _CHILD  # noqa: E402 - one child program for both benchmarks
 
 
 def measure(path: str, workdir: str, fast: bool) -> dict:
