@@ -91,12 +91,16 @@ def migrate(database_url: str) -> None:
 
 
 def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 2, threads: int = 8) -> None:
+    from .serving import control_socket_path, prepare_metrics, worker_exited
+
+    prepare_metrics(cfg, port)  # before anything imports prometheus_client
     migrate(cfg.database_url)
     runner = start_runner(cfg)
 
     def _on_exit(server) -> None:
         runner.terminate()
         runner.join(timeout=30)
+        worker_exited(runner.pid)
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -109,5 +113,8 @@ def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 2, threads
         "graceful_timeout": 30,
         "worker_exit": _worker_exit,
         "on_exit": _on_exit,
+        "child_exit": lambda server, worker: worker_exited(worker.pid),
+        # one control socket per `exchange serve`: two on one host must not share gunicorn's default path
+        "control_socket": control_socket_path(cfg, port),
     }
     _Gunicorn(cfg, options).run()
