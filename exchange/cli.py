@@ -161,6 +161,10 @@ def worker(concurrency: int, metrics_port: int | None, metrics_host: str) -> Non
         from .metrics import serve_metrics
 
         serve_metrics(metrics_port, metrics_host, db=rt.db)
+    from .jobs.executor import worker_id
+    from .webhooks.dispatcher import Dispatcher
+
+    Dispatcher(rt, worker_id()).start()  # webhook outbox: delivered by whichever worker is free
     run_worker(rt, concurrency)
 
 

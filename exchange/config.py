@@ -43,8 +43,13 @@ class Config:
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 60.0
     max_attempts: int = 5
-    lease_seconds: int = 60  # a crashed worker's job is picked up again after this
+    lease_seconds: int = 10  # a crashed worker's job is picked up again after this (renewed every third)
     scheduler_lease_seconds: int = 15  # a dead scheduler is replaced after this
+    # --- webhooks (the outbox) -------------------------------------------------------------
+    webhook_retry_base_seconds: float = 5.0  # first retry delay; doubles each attempt
+    webhook_retry_max_delay_seconds: int = 21600  # the doubling stops at this delay (6 h)
+    webhook_retry_window_seconds: int = 259200  # a message is retried this long (3 days), then failed
+    webhook_timeout_seconds: float = 10.0  # per delivery attempt
     # JSON {"adapter type": "base URL"}: point partner adapters at a sandbox, a proxy or a test fake
     adapter_base_urls: str = ""
     # --- server ----------------------------------------------------------------------------
@@ -53,6 +58,7 @@ class Config:
     public_url: str = ""
     proxy_hops: int = 0  # trusted reverse proxies in front (X-Forwarded-For/-Proto/-Host/-Port/-Prefix)
     log_level: str = "INFO"
+    log_format: str = "plain"  # plain | json (one JSON object per line)
     testing: bool = False
 
     extra: dict = field(default_factory=dict)
