@@ -92,6 +92,9 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
 
     for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters, audit, account):
         api.register_blueprint(module.blp)
+    from .api import webhooks as webhooks_api
+
+    api.register_blueprint(webhooks_api.blp)
     from .web import register as register_web
     register_web(app)
     problems.register(app)
