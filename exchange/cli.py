@@ -151,7 +151,6 @@ def worker(concurrency: int, metrics_port: int | None, metrics_host: str) -> Non
 
     standalone_metrics()  # before prometheus_client is imported
     from .jobs.celery_executor import run_worker
-    from .runtime import Runtime
 
     cfg = Config.from_env()
     if not cfg.broker_url:

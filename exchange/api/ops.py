@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
+
 from ..errors import ExchangeError
 from ..schemas.common import HealthSchema, ReadySchema
 from . import metrics

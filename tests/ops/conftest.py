@@ -35,3 +35,22 @@ def s3_server():
 @pytest.fixture
 def bucket_name() -> str:
     return f"ops-{secrets.token_hex(5)}"
+
+
+@pytest.fixture
+def live(tmp_path):
+    """The e2e ``live`` exchange (background job workers and an account client)."""
+    from exchange.app import create_app
+    from exchange.db import upgrade
+    from exchange.runtime import Runtime
+    from tests.conftest import make_config, new_account
+
+    cfg = make_config(tmp_path, workers=2, max_attempts=4)
+    upgrade(cfg.database_url)
+    rt = Runtime(cfg)
+    app = create_app(runtime=rt)
+    rt.executor.start()
+    api = new_account(rt, app.test_client())
+    api.rt = rt
+    yield api
+    rt.shutdown()

@@ -1,12 +1,12 @@
 """A lapsed lease taken over is an event naming both workers; the dead time is counted apart (issue 18 §3)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from exchange.jobs.executor import claim_next, renew_lease
 from exchange.models import Job, utcnow
-from tests.e2e.test_deliveries import MAPPING, SOURCE
 from tests.e2e.conftest import audience_by_external, register
+from tests.e2e.test_deliveries import MAPPING, SOURCE
 
 
 def _queued_job(api) -> str:
@@ -39,10 +39,11 @@ def test_takeover_is_an_event_and_lost_time_is_apart(runtime, api):
     [takeover] = [e for e in api.get(f"/v1/jobs/{job_id}/events").json["items"] if e["kind"] == "warning"]
     assert "worker hostA:111:aaaaaa stopped renewing its lease" in takeover["message"]
     assert "taken over by hostB:222:bbbbbb" in takeover["message"]
-    assert takeover["data"]["lost_worker"] == "hostA:111:aaaaaa" and takeover["data"]["new_worker"] == "hostB:222:bbbbbb"
+    data = takeover["data"]
+    assert data["lost_worker"] == "hostA:111:aaaaaa" and data["new_worker"] == "hostB:222:bbbbbb"
     with runtime.db.session() as s:  # the transform's own clock skips the dead time
         since = s.get(Job, job_id).progress["_state_since"]
-    assert abs((utcnow() - __import__("datetime").datetime.fromisoformat(since)).total_seconds() - 1) < 1.5
+    assert abs((utcnow() - datetime.fromisoformat(since)).total_seconds() - 1) < 1.5
     # the old holder can no longer renew: it stops at its next check
     assert not renew_lease(runtime, job_id, "hostA:111:aaaaaa")
     # a normal release is not a takeover

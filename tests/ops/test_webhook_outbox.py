@@ -24,7 +24,6 @@ from exchange.net import verify_webhook
 from exchange.runtime import Runtime
 from exchange.webhooks.dispatcher import retry_delay
 from tests.conftest import make_config, new_account
-from tests.e2e.conftest import wait_job
 from tests.e2e.test_deliveries import _pull_job
 
 FAST = dict(webhook_retry_base_seconds=0.2, webhook_retry_max_delay_seconds=1, webhook_retry_window_seconds=120)
