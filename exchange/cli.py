@@ -155,6 +155,13 @@ def worker(concurrency: int, metrics_port: int | None, metrics_host: str) -> Non
     cfg = Config.from_env()
     if not cfg.broker_url:
         raise click.UsageError("Set EXCHANGE_BROKER_URL (redis://… or amqp://…) to run a worker.")
+    from celery.signals import setup_logging
+
+    from .logging_setup import configure as configure_logging
+
+    configure_logging(cfg)
+    # Celery would otherwise replace the root handler with its own format
+    setup_logging.connect(lambda **_: configure_logging(cfg), weak=False)
     rt = _preflight(cfg, "worker", migrations=True, broker=True)
     if metrics_port:
         from .metrics import serve_metrics

@@ -38,8 +38,10 @@ def _run_background(cfg: Config) -> None:
     import signal
     import threading
 
+    from .logging_setup import configure as configure_logging
     from .runtime import Runtime
 
+    configure_logging(cfg)
     rt = Runtime(cfg)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -109,7 +111,7 @@ def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 2, threads
         "timeout": 120,
         # uploads and downloads stream for as long as they need; keep-alive for pollers
         "keepalive": 5,
-        "accesslog": "-",
+        "accesslog": None if cfg.log_format == "json" else "-",  # JSON: the app logs each request
         "graceful_timeout": 30,
         "worker_exit": _worker_exit,
         "on_exit": _on_exit,

@@ -16,6 +16,7 @@ from datetime import timedelta
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
+from ..logging_setup import log_context
 from ..models import TERMINAL_STATES, Job, utcnow
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ def work_loop(rt, owner: str, stop, wake, poll: float = 1.0) -> None:
             wake.clear()
             continue
         try:
-            run_job(rt, job_id, owner, stop=stop)
+            with log_context(job_id=job_id, worker=owner):
+                run_job(rt, job_id, owner, stop=stop)
         except Exception:  # noqa: BLE001 - run_job records failures itself; never kill the worker
             log.exception("job %s crashed its worker loop", job_id)
 
@@ -204,8 +206,10 @@ class ProcessExecutor:
 
 
 def _process_main(config, stop, wake, index: int) -> None:
+    from ..logging_setup import configure as configure_logging
     from ..runtime import Runtime
 
+    configure_logging(config)
     try:
         os.nice(ProcessExecutor.NICE)
     except OSError:
