@@ -57,3 +57,26 @@ def test_command_reference_names_every_command_and_option():
         assert f"`{opt}`" in ref
     listed = {line.split("`")[1].split()[1] for line in docgen.command_list().splitlines()}
     assert set(main.commands) == listed
+
+
+def test_grafana_dashboard_uses_only_metrics_the_exchange_exports(runtime):
+    import json
+    import re
+
+    from exchange import metrics  # noqa: F401 - registers the collectors
+
+    dash = json.loads((docgen.ROOT / "docs" / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\b(exchange_[a-z_]+)", e)}
+    deploy = (docgen.ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for name in used:
+        base = re.sub(r"_(bucket|count|sum)$", "", name)
+        assert f"`{base}" in deploy or f"{base}`" in deploy or base in deploy, name  # documented
+    from prometheus_client import REGISTRY
+
+    from exchange.metrics import DatabaseCollector
+
+    exported = {m.name for m in REGISTRY.collect()} | {m.name for m in DatabaseCollector(runtime.db).collect()}
+    for name in used:
+        base = re.sub(r"_(bucket|count|sum|total)$", "", name)
+        assert base in exported, name
