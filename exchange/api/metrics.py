@@ -9,15 +9,5 @@ def observe_request(request, response, seconds: float) -> None:
     _metrics.observe_request(request.method, route, response.status_code, seconds)
 
 
-class _DeliveredRows:
-    """``ROWS_MOVED.labels(kind).inc(n)`` of the delivery code: rows delivered by transport."""
-
-    def labels(self, kind: str):
-        return _metrics.ROWS_MOVED.labels("deliver", kind)
-
-
-ROWS_MOVED = _DeliveredRows()
-
-
 def render(db=None) -> bytes:
     return _metrics.render(db)
