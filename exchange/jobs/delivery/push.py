@@ -9,8 +9,7 @@ from __future__ import annotations
 import gzip as gzip_mod
 from collections.abc import Iterator
 
-from ... import endpoint_client
-from ... import metrics
+from ... import endpoint_client, metrics
 from ...net import call_with_retries
 from ..context import Context
 from ..states import event
