@@ -22,7 +22,8 @@ def test_every_object_route_hides_other_accounts(live, other_api_live):
     p = register(a, name="CDP", producer={"transport": "push"}, identifiers=["email"])
     a.client.put(f"/v1/endpoints/{p['id']}/audiences/aud/data", data=b"email\na@x.io\n",
                  headers={"Authorization": f"Bearer {p['endpoint_key']}", "Content-Type": "text/csv"})
-    c = register(a, name="Wh", identifiers=["email_sha256"], consumer={"transport": "pull"})
+    c = register(a, name="Wh", identifiers=["email_sha256"], consumer={"transport": "pull"},
+                 webhook_url="http://127.0.0.1:9/hooks")  # a webhook subscriber with messages
     aud = audience_by_external(a, "aud")
     share = a.post("/v1/shares", json={"audience_id": aud["id"], "destination_id": c["id"], "mapping": [
         {"source": "email", "target": "email_sha256", "transform": ["normalize_email", "sha256"]}]}).json
@@ -30,7 +31,9 @@ def test_every_object_route_hides_other_accounts(live, other_api_live):
     delivery = a.get("/v1/deliveries").json["items"][0]
     key = a.get("/v1/keys").json["items"][0]
     ids = {"endpoint_id": p["id"], "audience_id": aud["id"], "share_id": share["id"], "job_id": job["id"],
-           "delivery_id": delivery["id"], "key_id": key["id"], "external_id": "aud"}
+           "delivery_id": delivery["id"], "key_id": key["id"], "external_id": "aud",
+           "subscriber_id": f"endpoint:{c['id']}",
+           "message_id": a.get(f"/v1/webhooks/subscribers/endpoint:{c['id']}/messages").json["items"][0]["id"]}
     before = a.get("/v1/account/export").json
 
     app = a.rt_app
