@@ -88,7 +88,9 @@ def test_fake_rejects_a_segment_without_ttl(h: Harness):
 
 def test_fake_rejects_oversized_batches(h: Harness):
     class Greedy(EquativAdapter):
-        batch_size = 1001
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.batch_size = 1001
 
     with pytest.raises(PermanentTransferError, match="at most 1000 profiles"):
         h.deliver(h.adapter(cls=Greedy), adds=h.rows(0, 1001))
