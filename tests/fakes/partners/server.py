@@ -35,7 +35,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     status: int = 0
-    at: float = 0.0  # time.monotonic() on arrival, for rate measurements
+    at: float = 0.0  # the fake's clock on arrival, for rate measurements
 
     @property
     def json(self) -> Any:
@@ -125,7 +125,7 @@ class FakePartner:
         request = Request(environ)
         record = Recorded(
             request.method, request.path, dict(request.args), dict(request.headers), request.get_data(),
-            at=time.monotonic(),
+            at=self.clock(),
         )
         with self.lock:
             self.requests.append(record)
