@@ -1,17 +1,13 @@
 """Prometheus metrics: request latency histograms, rows moved, and jobs by state (read at scrape)."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
-REGISTRY = CollectorRegistry(auto_describe=True)
-REQUEST_LATENCY = Histogram(
-    "exchange_http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"],
-    registry=REGISTRY, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-ROWS_MOVED = Counter("exchange_rows_moved_total", "Rows delivered to consumers", ["kind"],
-                     registry=REGISTRY)
+from ..metrics import REGISTRY, REQUEST_LATENCY, ROWS_MOVED
+
+__all__ = ["REGISTRY", "REQUEST_LATENCY", "ROWS_MOVED", "observe_request", "render"]
 
 
 def observe_request(request, response, seconds: float) -> None:

@@ -6,7 +6,7 @@ from flask import g, render_template
 from ..api.context import db
 from ..catalog.audiences import search
 from ..catalog.endpoints import list_endpoints
-from ..jobs.service import list_jobs, list_shares
+from ..shares.service import list_jobs, list_shares
 from . import web
 
 
