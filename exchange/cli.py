@@ -166,5 +166,54 @@ def openapi(out: str | None) -> None:
         click.echo(text, nl=False)
 
 
+@main.group()
+def adapters() -> None:
+    """Partner adapters."""
+
+
+@adapters.command("check")
+@click.argument("adapter_type")
+@click.option("--settings", "settings_file", required=True, type=click.File("r", encoding="utf-8"),
+              help="JSON file with the adapter settings (your own credentials); - reads stdin.")
+@click.option("--base-url", "base_urls", multiple=True, metavar="URL|ROLE=URL",
+              help="Send to this host instead of the partner's (sandbox, proxy): one URL for every "
+                   "role, or ROLE=URL per role (roles: GET /v1/adapters → hosts). Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def adapters_check(adapter_type: str, settings_file, base_urls: tuple[str, ...], as_json: bool) -> None:
+    """Smoke-check an adapter against the partner: credentials, a test audience, add and remove one
+    test member, read back. Prints every request and answer with secrets scrubbed; exit code 0 on
+    pass, 1 on fail."""
+    from .adapters.registry import get_adapter
+    from .adapters.smoke import run_check
+    from .errors import NotFound
+    from .net import OutboundSession
+
+    try:
+        cls = get_adapter(adapter_type)
+    except NotFound as exc:
+        raise click.BadParameter(exc.detail, param_hint="ADAPTER_TYPE") from None
+    try:
+        settings = json.load(settings_file)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc})", param_hint="--settings") from None
+    if not isinstance(settings, dict):
+        raise click.BadParameter("must hold a JSON object", param_hint="--settings")
+    base_url: str | dict | None = None
+    for value in base_urls:
+        role, sep, url = value.partition("=")
+        if sep and "://" not in role:
+            base_url = {**(base_url if isinstance(base_url, dict) else {}), role: url}
+        elif base_url is None:
+            base_url = value
+        else:
+            raise click.BadParameter("give one URL, or ROLE=URL pairs", param_hint="--base-url")
+    cfg = Config.from_env()
+    with OutboundSession(allow_private=cfg.allow_private_urls,
+                         timeout=(cfg.http_connect_timeout, cfg.http_read_timeout)) as session:
+        report = run_check(cls, settings, session=session, base_url=base_url)
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.render())
+    sys.exit(0 if report.ok else 1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

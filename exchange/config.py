@@ -45,7 +45,8 @@ class Config:
     max_attempts: int = 5
     lease_seconds: int = 60  # a crashed worker's job is picked up again after this
     scheduler_lease_seconds: int = 15  # a dead scheduler is replaced after this
-    # JSON {"adapter type": "base URL"}: point partner adapters at a sandbox, a proxy or a test fake
+    # JSON {"adapter type": "base URL"} or {"adapter type": {"host role": "base URL"}} (roles: GET
+    # /v1/adapters → hosts): point partner adapters at a sandbox, a proxy or a test fake
     adapter_base_urls: str = ""
     # --- server ----------------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -87,10 +88,20 @@ class Config:
             cfg.blob_url = str((cfg.var_dir / "blobs").resolve())
         return cfg
 
-    def adapter_base_url(self, adapter_type: str) -> str | None:
+    def adapter_base_url(self, adapter_type: str) -> str | dict | None:
+        """The host override for one adapter type (a URL, or a role -> URL map); the adapter validates it."""
         import json
 
-        return json.loads(self.adapter_base_urls or "{}").get(adapter_type)
+        from .errors import ConfigError
+
+        try:
+            overrides = json.loads(self.adapter_base_urls or "{}")
+        except ValueError:
+            raise ConfigError("EXCHANGE_ADAPTER_BASE_URLS must be a JSON object, e.g. "
+                              '{"batch": "https://sandbox.example"}') from None
+        if not isinstance(overrides, dict):
+            raise ConfigError("EXCHANGE_ADAPTER_BASE_URLS must be a JSON object keyed by adapter type")
+        return overrides.get(adapter_type)
 
     @property
     def secret_keys(self) -> list[str]:
