@@ -6,18 +6,27 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
+from ..errors import ExchangeError
 from ..models import Account, Endpoint, Job, Share
+from ..net import RetryPolicy, call_with_retries
+from ..net.webhooks import post_webhook
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="webhooks")
 _last: dict[str, str] = {}
 _lock = threading.Lock()
-DELAYS = (0.5, 2.0, 8.0)
+# Four attempts over about ten seconds (backoff 1, 2, 4 s with jitter), a minute of 429 waits at most.
+RETRY = RetryPolicy(max_attempts=4, base=1.0, cap=8.0, max_rate_limit_wait=60.0)
 
 
-def notify_state(rt, job_id: str) -> None:
+def notify_state(rt: Runtime, job_id: str) -> None:
     """Queue one webhook per subscriber if the job's state changed since the last notification."""
     with rt.db.session() as s:
         job = s.get(Job, job_id)
@@ -45,21 +54,20 @@ def notify_state(rt, job_id: str) -> None:
         _pool.submit(_send, rt, url, rt.secrets.decrypt(secret_enc), body)
 
 
-def _send(rt, url: str, secret: str, body: bytes) -> bool:
-    from ..net import webhook_headers
-
+def _send(rt: Runtime, url: str, secret: str, body: bytes, *,
+          sleep: Callable[[float], object] = time.sleep) -> bool:
+    """POST one event with the shared retry loop; True when the subscriber took it."""
     msg_id = "msg_" + uuid.uuid4().hex
-    for attempt, delay in enumerate((0.0,) + DELAYS):
-        time.sleep(delay)
-        try:
-            headers = {"Content-Type": "application/json", **webhook_headers(secret, msg_id, body)}
-            with rt.http() as http:
-                resp = http.post(url, data=body, headers=headers, timeout=(5, 10))
-            if resp.status_code < 300:
-                return True
-            if 400 <= resp.status_code < 500 and resp.status_code not in (408, 409, 429):
-                break
-        except Exception as exc:  # noqa: BLE001 - a failing webhook never fails the job
-            log.info("webhook attempt %d failed: %s", attempt + 1, type(exc).__name__)
-    log.warning("webhook %s gave up", msg_id)
+
+    def attempt() -> None:
+        with rt.http() as http:
+            post_webhook(http, url, secret, msg_id, body)
+
+    try:
+        call_with_retries(attempt, policy=RETRY, sleep=sleep)
+        return True
+    except ExchangeError as exc:
+        log.warning("webhook %s gave up: %s", msg_id, exc.detail)
+    except Exception as exc:  # noqa: BLE001 - a failing webhook never fails the job
+        log.warning("webhook %s gave up: %s", msg_id, type(exc).__name__)
     return False
