@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from exchange import metrics
 from exchange.adapters.base import Adapter, BatchResult, Op, is_rate_limited
 from exchange.errors import InvalidCredentials, RetryableTransferError
 from exchange.net.retry import WAIT_RATE_LIMIT, RateLimitBudget, Wait, call_with_retries
@@ -198,7 +199,17 @@ class _Delivery:
             if is_batch:
                 with self.lock:
                     self.report.requests += 1
-            return fn()
+            try:
+                result = fn()
+            except InvalidCredentials:
+                _count(self.adapter, "failed")
+                raise
+            except RetryableTransferError as exc:
+                if is_rate_limited(exc):
+                    _count(self.adapter, "rate_limited")
+                raise
+            _count(self.adapter, "ok")
+            return result
 
         try:
             return call_with_retries(attempt, policy=self.policy, sleep=self._sleep, on_wait_detail=self._on_wait,
@@ -212,6 +223,7 @@ class _Delivery:
                     f"{self.budget.limit:.0f}s in total",
                     retry_after=exc.retry_after,
                 ) from None
+            _count(self.adapter, "failed")
             raise RetryableTransferError(
                 f"{exc.detail} (gave up after {self.policy.max_attempts} attempts)", retry_after=exc.retry_after
             ) from None
@@ -223,7 +235,9 @@ class _Delivery:
             until = (self.now() + timedelta(seconds=wait.seconds)).isoformat(timespec="seconds").replace("+00:00", "Z")
             self.emit(f"waiting for rate limit until {until} ({self.adapter.title} answered 429)")
             self.bucket.pause(wait.seconds)  # every worker of this delivery waits, not only this one
+            metrics.partner_wait(getattr(self.adapter, "name", "unknown"), wait.seconds)
             return
+        _count(self.adapter, "retry")
         with self.lock:
             self.report.retries += 1
             self.report.backoff_seconds += wait.seconds
@@ -248,6 +262,10 @@ class _Delivery:
         setting = exc.setting or self.adapter.auth_setting
         detail = exc.detail if setting and setting in exc.detail else f"{exc.detail} (check the setting '{setting}')"
         return InvalidCredentials(self.adapter.scrub(detail), setting=setting)
+
+
+def _count(adapter, result: str) -> None:
+    metrics.partner_call(getattr(adapter, "name", "unknown"), result)
 
 
 def _chunks(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 import requests
 from sqlalchemy.orm import Session
 
-from ... import endpoint_client
-from ...metrics import ROWS_MOVED
+from ... import endpoint_client, metrics
 from ...models import Job
 from ...net import call_with_retries
 from ...transfer.parts import csv_parts
@@ -66,7 +65,7 @@ def deliver_push(ctx: Context) -> bool:
                               + (", acknowledgement pending (202)" if answer.pending
                                  else f", {answer.accepted} accepted, {answer.rejected} rejected"))
             ctx.update(_part_done)
-            ROWS_MOVED.labels("push").inc(rows_in_part)
+            metrics.rows_moved("deliver", "push", rows_in_part)
     if pending_ack:
         await_ack(ctx, kind="push")
         return False
