@@ -5,7 +5,8 @@ enforces the partner's limit (answering 429 above it) — Equativ's fake its obs
 profiles/s, the others the requests/s their adapter declares (nothing is published for them) — so
 going too fast shows up as 429s and waits, not as a better score. The share is measured against
 the partner's real limit in ids per second as the adapter publishes it in ``limits`` (GET
-/v1/adapters), with its status (documented / observed / assumed). The fake runs in its own process, as a partner would: in
+/v1/adapters), with its status (documented / observed / assumed). The fake runs in its own process,
+as a partner would: in
 this process it would compete for the GIL (parsing a 1,000-profile GraphQL document alone takes
 StackAdapt's fake ~60 ms of CPU) and the bench would measure the fake instead of the adapter. Reported per
 adapter: requests/s at the fake (steady state,

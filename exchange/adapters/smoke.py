@@ -127,7 +127,8 @@ def run_check(
             try:
                 detail = run()
             except InvalidCredentials as exc:
-                setting = f" (check the setting '{exc.setting}')" if exc.setting and exc.setting not in exc.detail else ""
+                named = exc.setting and exc.setting not in exc.detail
+                setting = f" (check the setting '{exc.setting}')" if named else ""
                 report.steps.append(Step(name, False, exc.detail + setting))
                 break
             except ExchangeError as exc:
