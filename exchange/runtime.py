@@ -28,7 +28,7 @@ class Runtime:
 
     @cached_property
     def blobs(self):
-        from .transfer.blobstore import open_blob_store
+        from .blobs import open_blob_store
 
         return open_blob_store(self.config.blob_url, s3_endpoint_url=self.config.s3_endpoint_url or None)
 

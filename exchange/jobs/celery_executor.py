@@ -58,7 +58,10 @@ def _run_next() -> None:
             return
         if job_id is None:
             return
-        run_job(rt, job_id, owner)
+        from ..logging_setup import log_context
+
+        with log_context(job_id=job_id, worker=owner):
+            run_job(rt, job_id, owner)
 
 
 def _set_runtime(rt: Runtime) -> Runtime:

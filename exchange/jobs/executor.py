@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 
+from ..logging_setup import log_context
 from .leases import RUNNABLE, claim_next, release_dead_leases, renew_lease, worker_id
 from .runner import run_job
 
@@ -61,13 +62,27 @@ def work_loop(rt, owner: str, stop, wake, poll: float = 1.0) -> None:
             log.exception("claiming a job failed")
             job_id = None
         if job_id is None:
+            if _send_webhooks(rt, owner):
+                continue  # sent some: look for jobs again before waiting
             wake.wait(poll)
             wake.clear()
             continue
         try:
-            run_job(rt, job_id, owner, stop=stop)
+            with log_context(job_id=job_id, worker=owner):
+                run_job(rt, job_id, owner, stop=stop)
         except Exception:  # noqa: BLE001 - run_job records failures itself; never kill the worker
             log.exception("job %s crashed its worker loop", job_id)
+
+
+def _send_webhooks(rt, owner: str) -> int:
+    """An idle job worker delivers due webhook messages (exchange.webhooks.dispatcher)."""
+    from ..webhooks.dispatcher import dispatch_due
+
+    try:
+        return dispatch_due(rt, owner, limit=5)
+    except Exception:  # noqa: BLE001 - database briefly unavailable: next idle turn
+        log.warning("webhook dispatch failed", exc_info=True)
+        return 0
 
 
 class ProcessExecutor:
@@ -117,6 +132,9 @@ class ProcessExecutor:
 
 
 def _process_main(runtime_cls, config, stop, wake, index: int) -> None:
+    from ..logging_setup import configure as configure_logging
+
+    configure_logging(config)
     try:
         os.nice(ProcessExecutor.NICE)
     except OSError:

@@ -45,6 +45,10 @@ def release_dead_leases(rt) -> int:
             h, _, rest = job.lease_owner.partition(":")
             pid = rest.partition(":")[0]
             if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                from .failover import record_takeover
+
+                record_takeover(s, job, job.lease_owner, f"a restarted process of {host}", job.heartbeat_at,
+                                rt.config.lease_seconds, reason="is gone (its process no longer exists)")
                 job.lease_owner, job.lease_expires_at = None, None
                 released += 1
     return released
@@ -57,19 +61,24 @@ def claim_next(rt, owner: str) -> str | None:
     blocked = exists().where(earlier.share_id == Job.share_id, earlier.id != Job.id,
                              earlier.created_at < Job.created_at, earlier.state.not_in(TERMINAL_STATES))
     with rt.db.session() as s:
-        candidates = list(s.scalars(
-            select(Job.id).where(Job.state.in_(RUNNABLE),
-                                 or_(Job.lease_owner.is_(None), Job.lease_expires_at < now),
-                                 or_(Job.not_before.is_(None), Job.not_before <= now),
-                                 or_(Job.share_id.is_(None), ~blocked))
+        candidates = list(s.execute(
+            select(Job.id, Job.lease_owner, Job.heartbeat_at).where(
+                Job.state.in_(RUNNABLE), or_(Job.lease_owner.is_(None), Job.lease_expires_at < now),
+                or_(Job.not_before.is_(None), Job.not_before <= now), or_(Job.share_id.is_(None), ~blocked))
             .order_by(Job.created_at).limit(10)))
-    for job_id in candidates:
+    for job_id, previous, last_beat in candidates:
+        same_owner = Job.lease_owner.is_(None) if previous is None else Job.lease_owner == previous
         with rt.db.session() as s:
             res = s.execute(update(Job).where(
-                and_(Job.id == job_id, Job.state.in_(RUNNABLE),
+                and_(Job.id == job_id, Job.state.in_(RUNNABLE), same_owner,
                      or_(Job.lease_owner.is_(None), Job.lease_expires_at < now)))
-                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=rt.config.lease_seconds)))
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=rt.config.lease_seconds),
+                        heartbeat_at=now))
             if res.rowcount == 1:
+                if previous is not None:  # a lapsed lease: the holder died or hung
+                    from .failover import record_takeover
+
+                    record_takeover(s, s.get(Job, job_id), previous, owner, last_beat, rt.config.lease_seconds)
                 return job_id
     return None
 
@@ -77,5 +86,6 @@ def claim_next(rt, owner: str) -> str | None:
 def renew_lease(rt, job_id: str, owner: str) -> bool:
     with rt.db.session() as s:
         res = s.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner)
-                        .values(lease_expires_at=utcnow() + timedelta(seconds=rt.config.lease_seconds)))
+                        .values(lease_expires_at=utcnow() + timedelta(seconds=rt.config.lease_seconds),
+                                heartbeat_at=utcnow()))
         return res.rowcount == 1

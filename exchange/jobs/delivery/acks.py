@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from ...metrics import ROWS_MOVED
+from ... import metrics
 from ...models import Delivery, Endpoint, Job, Share, utcnow
 from ..context import Context
 from ..destination import Destination
@@ -64,7 +64,7 @@ def acknowledge(rt, delivery: Delivery, accepted: int, rejected: int, message: s
         c["consumer_rejected"] = c.get("consumer_rejected", 0) + rejected
         if d.blob_key:  # pulled: the rows were delivered when downloaded
             c["delivered"] += d.row_count
-            ROWS_MOVED.labels("pull").inc(d.row_count)
+            metrics.rows_moved("deliver", "pull", d.row_count)
         job.counts = c
         event(s, job, f"consumer acknowledged: {accepted} accepted, {rejected} rejected"
                       + (f" ({message})" if message else ""))

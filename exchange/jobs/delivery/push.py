@@ -9,8 +9,7 @@ from __future__ import annotations
 import gzip as gzip_mod
 from collections.abc import Iterator
 
-from ... import endpoint_client
-from ...metrics import ROWS_MOVED
+from ... import endpoint_client, metrics
 from ...net import call_with_retries
 from ..context import Context
 from ..states import event
@@ -96,7 +95,7 @@ def deliver_push(ctx: Context, progress: dict) -> bool:
                               + (", acknowledgement pending (202)" if resp.status_code == 202
                                  else f", {accepted} accepted, {rejected} rejected"))
             ctx.update(_part_done)
-            ROWS_MOVED.labels("push").inc(rows_in_part)
+            metrics.rows_moved("deliver", "push", rows_in_part)
         done[str(i)] = total
     if pending_ack:
         await_ack(ctx, progress, kind="push")
