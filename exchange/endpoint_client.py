@@ -30,11 +30,17 @@ def headers(token: str | None, *, job_id: str | None = None, idempotency_key: st
     return h
 
 
-def _send(session: requests.Session, method: str, url: str, **kw) -> requests.Response:
+def _send(session: requests.Session, method: str, url: str, token=None, **kw) -> requests.Response:
     from .net import raise_for_outcome
 
     try:
         resp = session.request(method, url, **kw)
+        if resp.status_code == 401 and hasattr(token, "refresh") and _replayable(kw.get("data")):
+            # an OAuth 2.0 connection: renew the access token once and repeat the call
+            resp.close()
+            token.refresh()
+            kw["headers"] = {**kw["headers"], "Authorization": f"Bearer {token}"}
+            resp = session.request(method, url, **kw)
     except requests.RequestException as exc:
         raise RetryableTransferError(f"{method} {_redact(url)} failed: {type(exc).__name__}") from None
     if resp.status_code in (202, 304):
@@ -43,13 +49,17 @@ def _send(session: requests.Session, method: str, url: str, **kw) -> requests.Re
     return resp
 
 
+def _replayable(body) -> bool:
+    return body is None or isinstance(body, (bytes, str))
+
+
 def _redact(url: str) -> str:
     return url.split("?", 1)[0]
 
 
 def list_audiences(session: requests.Session, ep: Endpoint, token: str | None) -> list[dict]:
     """``GET {contact_url}/audiences`` → the producer's audience metadata."""
-    resp = _send(session, "GET", _url(ep, "/audiences"), headers=headers(token))
+    resp = _send(session, "GET", _url(ep, "/audiences"), token, headers=headers(token))
     try:
         body = resp.json()
     except ValueError:
@@ -66,7 +76,7 @@ def open_data(session: requests.Session, ep: Endpoint, token: str | None, extern
     h = headers(token, job_id=job_id, idempotency_key=f"{job_id}:fetch")
     if if_none_match:
         h["If-None-Match"] = f'"{if_none_match}"' if not if_none_match.startswith('"') else if_none_match
-    return _send(session, "GET", _url(ep, f"/audiences/{quote(external_id, safe='')}/data"), headers=h,
+    return _send(session, "GET", _url(ep, f"/audiences/{quote(external_id, safe='')}/data"), token, headers=h,
                  stream=True)
 
 
@@ -79,5 +89,5 @@ def push_part(session: requests.Session, ep: Endpoint, token: str | None, audien
     h["X-Exchange-Part"] = f"{part}/{parts}"
     if gzip:
         h["Content-Encoding"] = "gzip"
-    return _send(session, "POST", _url(ep, f"/audiences/{quote(audience, safe='')}/data"),
+    return _send(session, "POST", _url(ep, f"/audiences/{quote(audience, safe='')}/data"), token,
                  params={"mode": mode}, headers=h, data=body)

@@ -115,6 +115,8 @@ def list_endpoints(session: Session, account_id: str, *, page: int = 1, page_siz
 
 def update_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id: str, data: dict) -> Endpoint:
     ep = get_endpoint(session, account_id, endpoint_id)
+    if ep.application_id:
+        _check_connected_update(ep, data)
     merged = {**endpoint_view(ep), **data}
     try:
         check_roles(merged)
@@ -125,6 +127,22 @@ def update_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id:
         ep.webhook_secret_enc = rt.secrets.encrypt(generate_webhook_secret())
     _apply(rt, ep, data)
     return ep
+
+
+def _check_connected_update(ep: Endpoint, data: dict) -> None:
+    """An endpoint connected from an application: its definition belongs to the application."""
+    fixed = sorted(k for k in data if k not in ("name", "credential"))
+    if fixed:
+        raise ValidationFailed("This endpoint was connected from an application: only its name, credential and "
+                               "enablement can change.",
+                               errors={k: ["Defined by the application."] for k in fixed})
+    if "credential" in data and ep.credential_type == "oauth2":
+        raise ValidationFailed("This endpoint's credential comes from the OAuth 2.0 consent; connect the "
+                               "application again to renew it.",
+                               errors={"credential": ["Obtained by the OAuth 2.0 flow."]})
+    if "credential" in data and not data["credential"]:
+        raise ValidationFailed("A connected endpoint needs its credential.",
+                               errors={"credential": ["Required."]})
 
 
 def set_status(session: Session, account_id: str, endpoint_id: str, status: str) -> Endpoint:
@@ -138,12 +156,22 @@ def delete_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id:
     from ..auth.account import blob_prefixes
 
     ep = get_endpoint(session, account_id, endpoint_id)
+    if ep.credential_type == "oauth2":
+        from ..applications.tokens import revoke
+
+        revoke(rt, ep)  # best effort: the connection ends here whatever the provider answers
     for prefix in blob_prefixes(session, endpoint_id=ep.id):
         rt.blobs.delete_prefix(prefix)
     session.delete(ep)
 
 
-def credential(rt: Runtime, ep: Endpoint) -> str | None:
+def credential(rt: Runtime, ep: Endpoint):
+    """The bearer credential to send: the stored key, or for an endpoint connected by OAuth 2.0 its
+    current access token (refreshed first when about to expire, and again on a 401)."""
+    if ep.credential_type == "oauth2" and ep.credential_enc:
+        from ..applications.tokens import bearer
+
+        return bearer(rt, ep)
     return rt.secrets.decrypt(ep.credential_enc) if ep.credential_enc else None
 
 
@@ -169,4 +197,6 @@ def endpoint_view(ep: Endpoint) -> dict:
         "status": ep.status, "created_at": ep.created_at, "updated_at": ep.updated_at,
         "last_verified_at": ep.last_verified_at, "last_refresh_at": ep.last_refresh_at,
         "last_refresh_error": ep.last_refresh_error,
+        "application_id": ep.application_id,
+        "connection": ep.credential_type if ep.application_id else None,
     }

@@ -18,6 +18,7 @@ web = Blueprint("web", __name__, template_folder="templates", static_folder="sta
 def register(app: Flask) -> None:
     """Attach the pages, the session hooks and the template helpers to ``app``."""
     from . import (  # noqa: F401 - importing registers the routes on the blueprint
+        applications,
         catalog,
         dashboard,
         endpoints,
