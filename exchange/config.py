@@ -26,6 +26,7 @@ class Config:
     old_secret_keys: str = ""  # comma-separated keys that still decrypt (rotation)
     allow_private_urls: bool = False
     session_cookie_secure: bool = False
+    operator_emails: str = ""  # comma-separated web users who review applications (the admin page)
     # --- limits ----------------------------------------------------------------------------
     max_json_bytes: int = 1_048_576
     max_upload_bytes: int = 5 * 1024**3

@@ -1,7 +1,7 @@
 """Endpoint applications (providers define, operators review) and Click to Connect (accounts connect)."""
 from __future__ import annotations
 
-from flask import current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import Response, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -145,8 +145,9 @@ class ConnectCallback(MethodView):
             session.rollback()
             current_app.logger.info("connect callback failed: %s", err.detail)
             if _wants_html():
-                return render_template("applications/connect_failed.html", status=err.status, title=err.title,
-                                       detail=err.detail), err.status
+                page = render_template("applications/connect_failed.html", status=err.status, title=err.title,
+                                       detail=err.detail)
+                return Response(page, status=err.status, mimetype="text/html")
             raise
         _gather(done.endpoint.id)
         return redirect(done.return_to or url_for("web.endpoint_detail", endpoint_id=done.endpoint.id), 302)

@@ -307,7 +307,8 @@ def test_denied_consent_creates_nothing(runtime, client, provider, customer, ads
     location = _consent(_start(customer, app["id"]), "deny")
     assert "error=access_denied" in location
     r = _callback(client, location, Accept="text/html")
-    assert r.status_code == 400 and b"You declined the connection" in r.data and b"No endpoint was created" in r.data
+    assert r.status_code == 400 and r.mimetype == "text/html"
+    assert b"You declined the connection" in r.data and b"No endpoint was created" in r.data
     r = _callback(client, location, Accept="application/json")  # the state is used up as well
     assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/problem+json")
     assert _count(runtime, Endpoint) == 0 and not ads.requests_to("POST", "/oauth/token")
@@ -384,7 +385,7 @@ def test_token_endpoint_down(runtime, client, provider, customer, tmp_path):
     location = _consent(_start(customer, app["id"]))
     ads.stop()
     r = _callback(client, location, Accept="text/html")
-    assert r.status_code == 502 and b"could not be reached" in r.data
+    assert r.status_code == 502 and r.mimetype == "text/html" and b"could not be reached" in r.data
     assert _count(runtime, Endpoint) == 0
 
 
