@@ -167,7 +167,8 @@ def test_connect_by_key_and_declined_consent(site, context):
     page = context.new_page()
     sign_in(page, url, site["users"]["Customer"][2], PASSWORD)
     page.goto(f"{url}/applications")
-    page.locator("#directory tbody tr", has_text="Reference CRM").get_by_role("link", name="Connect Reference CRM").click()
+    row = page.locator("#directory tbody tr", has_text="Reference CRM")
+    row.get_by_role("link", name="Connect Reference CRM").click()
     page.get_by_role("button", name="Connect").click()  # no key: the form says so
     expect(page.locator(".field-error")).to_contain_text("Required")
     page.get_by_label("Key from Ads Cloud Inc").fill("crm-customer-key")
