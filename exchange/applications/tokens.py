@@ -4,16 +4,14 @@
 object that formats as the current access token (``f"Bearer {token}"``) and that
 :mod:`exchange.endpoint_client` asks to :meth:`~OAuthBearer.refresh` when the endpoint answers 401.
 A refresh the provider refuses disables the endpoint, records an audit entry
-(``endpoint.disabled``), sends a signed ``endpoint.disabled`` webhook to the account and raises
+(``endpoint.disabled``), queues a signed ``endpoint.disabled`` webhook (durable outbox) for the account and raises
 :class:`~exchange.errors.InvalidCredentials`, so the job fails with a clear message.
 """
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-import uuid
 
 from ..errors import InvalidCredentials
 from ..models import Account, Application, Endpoint
@@ -82,40 +80,29 @@ def _refresh(rt: Runtime, endpoint_id: str, *, force: bool, stale: str) -> str:
 
 
 def _disable(rt: Runtime, s, ep: Endpoint, detail: str) -> None:
+    """Disable the endpoint, audit it, and queue signed ``endpoint.disabled`` webhooks in the durable
+    outbox (same transaction) for the account's and the endpoint's subscribers."""
     from ..auth.audit import add_entry
+    from ..models import WebhookMessage, utcnow
+    from ..webhooks.outbox import new_message_id
 
     ep.status, ep.last_refresh_error = "disabled", detail
     add_entry(s, account_id=ep.account_id, actor=ACTOR, action="endpoint.disabled", object_type="endpoint",
               object_id=ep.id, remote_addr=None)
     account = s.get(Account, ep.account_id)
-    targets = [(u, enc) for u, enc in ((account.webhook_url, account.webhook_secret_enc) if account else (None, None),
-                                       (ep.webhook_url, ep.webhook_secret_enc)) if u and enc]
+    subscribers = []
+    if ep.webhook_url and ep.webhook_secret_enc:
+        subscribers.append(f"endpoint:{ep.id}")
+    if account is not None and account.webhook_url and account.webhook_secret_enc:
+        subscribers.append(f"account:{account.id}")
     body = json.dumps({"type": "endpoint.disabled", "timestamp": int(time.time()),
-                       "data": {"endpoint_id": ep.id, "application_id": ep.application_id,
-                                "reason": detail}}).encode()
-    for url, enc in targets:
-        threading.Thread(target=send_webhook, args=(rt, url, rt.secrets.decrypt(enc), body),
-                         name="endpoint-webhook", daemon=True).start()
-
-
-def send_webhook(rt: Runtime, url: str, secret: str, body: bytes, attempts: int = 3) -> bool:
-    """A signed (Standard Webhooks) POST, retried a few times; never raises."""
-    from ..net import webhook_headers
-
-    msg_id = "msg_" + uuid.uuid4().hex
-    for attempt in range(attempts):
-        try:
-            headers = {"Content-Type": "application/json", **webhook_headers(secret, msg_id, body)}
-            with rt.http() as http:
-                resp = http.post(url, data=body, headers=headers, timeout=(5, 10))
-            if resp.status_code < 300:
-                return True
-            if 400 <= resp.status_code < 500 and resp.status_code not in (408, 429):
-                return False
-        except Exception as exc:  # noqa: BLE001 - a webhook never fails the caller
-            log.info("endpoint webhook attempt %d failed: %s", attempt + 1, type(exc).__name__)
-        time.sleep(0.5 * 4 ** attempt)
-    return False
+                       "data": {"endpoint_id": ep.id, "application_id": ep.application_id, "reason": detail}},
+                      separators=(",", ":"))
+    now = utcnow()
+    for sub in subscribers:
+        s.add(WebhookMessage(id=new_message_id(), account_id=ep.account_id, subscriber=sub, job_id=None,
+                             event_type="endpoint.disabled", payload=body, status="pending", attempts=0,
+                             next_attempt_at=now, created_at=now))
 
 
 def revoke(rt: Runtime, ep: Endpoint) -> bool:

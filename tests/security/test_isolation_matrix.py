@@ -35,7 +35,9 @@ def test_every_object_route_hides_other_accounts(live, other_api_live):
         "name": "Draft app", "producer": {"transport": "push"}, "identifiers": ["email"]}).json
     ids = {"endpoint_id": p["id"], "audience_id": aud["id"], "share_id": share["id"], "job_id": job["id"],
            "delivery_id": delivery["id"], "key_id": key["id"], "external_id": "aud",
-           "application_id": application["id"]}
+           "application_id": application["id"],
+           # webhook routes (issue 18): A's account subscriber; no message of A's is needed to compare answers
+           "subscriber_id": f"account:{a.account_id}", "message_id": "msg_" + "1" * 32}
     before = a.get("/v1/account/export").json
 
     app = a.rt_app

@@ -1,7 +1,7 @@
 """applications and Click to Connect (issue 16)
 
 Revision ID: i16_applications
-Revises: 0001
+Revises: i18_webhook_outbox
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import exchange.models.base
 
 
 revision = 'i16_applications'
-down_revision = '0001'
+down_revision = 'i18_webhook_outbox'
 branch_labels = None
 depends_on = None
 
