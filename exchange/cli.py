@@ -269,8 +269,8 @@ def _review(application_id: str, decision: str, reason: str | None) -> None:
     rt = Runtime(Config.from_env())
     try:
         with rt.db.session() as s:
-            app = approve(s, application_id, reason) if decision == "approve" else reject(s, application_id,
-                                                                                          reason or "")
+            app = approve(s, application_id, reason, actor="operator:cli") if decision == "approve" else \
+                reject(s, application_id, reason or "", actor="operator:cli")
             state, version = app.state, app.version
     except ExchangeError as exc:
         click.echo(f"error: {exc.detail}", err=True)

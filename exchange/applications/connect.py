@@ -86,6 +86,7 @@ def start_oauth(rt: Runtime, session: Session, principal: Principal, application
         raise ValidationFailed("This application connects with a key.",
                                errors={"method": ["Use method 'key' with a credential for this application."]})
     return_to = safe_return_to(return_to)
+    purge_expired(session)
     state = secrets.token_urlsafe(32)
     verifier = generate_token(64)  # RFC 7636 §4.1: 43-128 characters of [A-Za-z0-9-._~]
     expires = utcnow() + STATE_TTL
@@ -153,6 +154,10 @@ def finish_oauth(rt: Runtime, session: Session, principal: Principal | None, *, 
         raise ConnectFailed(f"Exchanging the authorization code failed: {exc.detail} Nothing was connected.",
                             status=502) from None
     ep, key = _create(rt, session, row.account_id, app, row.name, oauth.dumps(token), "oauth2")
+    from ..auth.audit import add_entry
+
+    add_entry(session, account_id=row.account_id, actor=row.actor, action="endpoint.connected",
+              object_type="endpoint", object_id=ep.id, remote_addr=None)
     return Connected(ep, key, row.return_to)
 
 

@@ -170,7 +170,16 @@ def review_queue(session: Session) -> list[Application]:
         .order_by(Application.updated_at)))
 
 
-def approve(session: Session, application_id: str, reason: str | None = None) -> Application:
+def _audit(session: Session, app: Application, action: str, actor: str) -> None:
+    """Reviews appear in the provider account's audit log."""
+    from ..auth.audit import add_entry
+
+    add_entry(session, account_id=app.account_id, actor=actor, action=action, object_type="application",
+              object_id=app.id, remote_addr=None)
+
+
+def approve(session: Session, application_id: str, reason: str | None = None, *,
+            actor: str = "operator") -> Application:
     """Approve what is in review; a new version replaces the live one and connected endpoints follow."""
     app = session.get(Application, application_id)
     if app is None:
@@ -190,10 +199,11 @@ def approve(session: Session, application_id: str, reason: str | None = None) ->
             apply_definition(ep, app)
     else:
         raise Conflict("Nothing of this application is in review.")
+    _audit(session, app, "application.approved", actor)
     return app
 
 
-def reject(session: Session, application_id: str, reason: str) -> Application:
+def reject(session: Session, application_id: str, reason: str, *, actor: str = "operator") -> Application:
     if not (reason or "").strip():
         raise ValidationFailed("Give the provider a reason.", errors={"reason": ["Required to reject."]})
     app = session.get(Application, application_id)
@@ -206,6 +216,7 @@ def reject(session: Session, application_id: str, reason: str) -> Application:
         app.pending_state, app.pending_reason = "rejected", reason.strip()
     else:
         raise Conflict("Nothing of this application is in review.")
+    _audit(session, app, "application.rejected", actor)
     return app
 
 

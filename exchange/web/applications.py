@@ -223,8 +223,9 @@ def operator_review():
         app_id, decision = request.form.get("application_id", ""), request.form.get("decision")
         reason = optional(request.form.get("reason"))
         try:
-            app = service.approve(session, app_id, reason) if decision == "approve" else \
-                service.reject(session, app_id, reason or "")
+            actor = f"operator:{g.user.email}"
+            app = service.approve(session, app_id, reason, actor=actor) if decision == "approve" else \
+                service.reject(session, app_id, reason or "", actor=actor)
             session.commit()
             flash(f"{app.spec['name']}: {'approved' if decision == 'approve' else 'rejected'}.", "ok")
         except ExchangeError as err:

@@ -161,6 +161,8 @@ def test_operator_cli_review(runtime, provider, monkeypatch):
     runtime.db.scoped.remove()
     assert provider.get(f"/v1/applications/{app['id']}").json["state"] == "approved"
     assert "nothing to review" in runner.invoke(cli, ["applications", "list"], env=env).output
+    audit = [(e["actor"], e["action"]) for e in provider.get("/v1/audit").json["items"]]
+    assert ("operator:cli", "application.approved") in audit and ("operator:cli", "application.rejected") in audit
 
 
 def test_new_version_is_reviewed_and_moves_connected_endpoints(runtime, provider, customer):
@@ -289,6 +291,8 @@ def test_oauth_consent_creates_endpoint_with_tokens(runtime, client, provider, c
         token = json.loads(runtime.secrets.decrypt(row.credential_enc))
         assert ads.app.oauth_store.valid(token["access_token"]) and token["refresh_token"]
         assert token["access_token"] not in row.credential_enc
+    audit = customer.get("/v1/audit").json["items"]
+    assert any(e["action"] == "endpoint.connected" and e["object_id"] == eps[0]["id"] for e in audit)
     # replaying the same callback creates nothing more
     r = _callback(client, location, Accept="application/json")
     assert r.status_code == 400 and "already used" in r.json["detail"]
@@ -427,3 +431,25 @@ def test_deleting_revokes_at_the_provider(runtime, client, provider, customer, a
     revoke = ads.requests_to("POST", "/oauth/revoke")
     assert len(revoke) == 1 and parse_qs(revoke[0].text)["token_type_hint"] == ["refresh_token"]
     assert ads.app.oauth_store.by_refresh(token["refresh_token"]) is None
+
+
+def test_key_rotation_covers_application_secrets(runtime, provider, customer, ads):
+    from exchange.auth.secrets_rotation import rotate_all
+    from exchange.secrets import SecretBox
+
+    app = _approved(runtime, provider, _definition(ads.url, **_oauth(ads.url), ))
+    _start(customer, app["id"])
+    runtime.config.old_secret_keys, runtime.config.secret_key = runtime.config.secret_key, "a-new-key"
+    runtime.__dict__.pop("secrets", None)
+    assert rotate_all(runtime) >= 2
+    new_only = SecretBox(["a-new-key"])
+    with runtime.db.session() as s:
+        assert new_only.decrypt(s.get(Application, app["id"]).client_secret_enc) == "s3cret-client"
+        assert len(new_only.decrypt(s.scalar(select(ConnectState)).code_verifier_enc)) == 64
+
+
+def test_export_lists_the_providers_applications_without_secrets(runtime, provider, ads):
+    app = provider.post("/v1/applications", json=_definition(ads.url, **_oauth(ads.url))).json
+    exported = provider.get("/v1/account/export")
+    assert [a["id"] for a in exported.json["applications"]] == [app["id"]]
+    assert "s3cret-client" not in exported.get_data(as_text=True)
