@@ -16,10 +16,12 @@ so the consent page asks no password.
 from __future__ import annotations
 
 import hmac
+import json
+import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from html import escape
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -41,6 +43,8 @@ class OAuthSettings:
     access_token_ttl: int = 3600
     #: answer the consent page automatically (``"allow"``/``"deny"``), for scripted demos; None asks
     auto_decision: str | None = None
+    #: keep issued tokens in this JSON file, so connections survive a restart (the demo); None: memory only
+    state_file: str | None = None
 
 
 class _Client:
@@ -130,13 +134,29 @@ OWNER = object()  # the single resource owner
 
 
 class TokenStore:
-    """Codes and tokens in memory (thread-safe)."""
+    """Codes and tokens in memory (thread-safe); tokens optionally saved to a JSON file."""
 
-    def __init__(self):
+    def __init__(self, state_file: str | None = None):
         self.lock = threading.Lock()
         self.codes: dict[str, _Code] = {}
         self.tokens: list[_Token] = []
         self.refreshes = 0
+        self.state_file = state_file
+        if state_file and os.path.exists(state_file):
+            with open(state_file, encoding="utf-8") as fh:
+                self.tokens = [_Token(**t) for t in json.load(fh)]
+
+    def save(self) -> None:
+        """Write the tokens to ``state_file`` (owner-only); call with the lock held."""
+        if not self.state_file:
+            return
+        now = time.time()
+        keep = [asdict(t) for t in self.tokens if not t.revoked and now - t.issued_at < 30 * 86400]
+        tmp = self.state_file + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(keep, fh)
+        os.replace(tmp, self.state_file)
 
     def valid(self, access_token: str) -> bool:
         with self.lock:
@@ -164,7 +184,7 @@ class TokenStore:
 def create_oauth_app(settings: OAuthSettings, store: TokenStore | None = None, *, title: str = "Reference endpoint"
                      ) -> tuple[Flask, TokenStore]:
     """The Flask app serving ``/oauth/*`` and its token store."""
-    store = store or TokenStore()
+    store = store or TokenStore(settings.state_file)
     app = Flask("exchange.toolkit.ref_oauth")
     app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"authorization_code": settings.access_token_ttl,
                                              "refresh_token": settings.access_token_ttl}
@@ -179,6 +199,7 @@ def create_oauth_app(settings: OAuthSettings, store: TokenStore | None = None, *
             store.tokens.append(_Token(client_id=settings.client_id, access_token=token["access_token"],
                                        refresh_token=token.get("refresh_token"), scope=token.get("scope", ""),
                                        issued_at=time.time(), expires_in=int(token.get("expires_in", 3600))))
+            store.save()
 
     class CodeGrant(grants.AuthorizationCodeGrant):
         TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -220,6 +241,7 @@ def create_oauth_app(settings: OAuthSettings, store: TokenStore | None = None, *
             with store.lock:
                 credential.revoked = True
                 store.refreshes += 1
+                store.save()
 
     class Revocation(RevocationEndpoint):
         CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -234,6 +256,7 @@ def create_oauth_app(settings: OAuthSettings, store: TokenStore | None = None, *
         def revoke_token(self, token, req):
             with store.lock:
                 token.revoked = True
+                store.save()
 
     server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
     server.register_grant(CodeGrant, [CodeChallenge(required=True)])
