@@ -117,6 +117,7 @@ def test_define_review_connect_by_consent_and_share(site, playwright_browser):
         expect(cust.get_by_role("heading", name="Ads Cloud (retargeting)")).to_be_visible()
         endpoint_id = cust.url.rstrip("/").rsplit("/", 1)[-1]
         assert cust.url == f"{url}/endpoints/{endpoint_id}"
+        expect(cust.locator("#connected-from")).to_contain_text("OAuth 2.0 consent")
         provider_ctx.close()
         operator_ctx.close()
     finally:
