@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test openapi bench lint chromium screenshots clean
+.PHONY: install run test test-pythons openapi bench lint chromium screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: install
 
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	scripts/other-pythons.sh
+
+# Quick pass (unit, api, OpenAPI drift) on each other supported Python (3.11-3.13) found here.
+test-pythons: install
+	scripts/other-pythons.sh
 
 openapi: install
 	$(BIN)/exchange openapi --out openapi/openapi.json
