@@ -679,5 +679,7 @@ def serve_endpoint_command(
         raise click.UsageError(exc.detail) from exc
 
 
+from exchange.toolkit import cli_manage  # noqa: E402,F401 - keys, edit commands, conformance join the groups
+
 if __name__ == "__main__":  # pragma: no cover - ``python -m exchange.toolkit.cli``
     main()
