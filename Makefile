@@ -49,4 +49,4 @@ screenshots: install chromium
 	$(BIN)/python -m exchange.web.screenshots docs/screenshots
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .venv-3.* var .pytest_cache

@@ -30,11 +30,12 @@ for v in $VERSIONS; do
   venv=".venv-$v"
   if [ ! -f "$venv/.installed-$STAMP" ]; then
     echo "python $v: preparing $venv with $py"
+    log="$venv.install.log"
     { [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"; } \
-      && "$venv/bin/pip" install -q --upgrade pip \
-      && "$venv/bin/pip" install -q -e '.[test]' \
-      && rm -f "$venv"/.installed-* && touch "$venv/.installed-$STAMP" \
-      || { echo "python $v: FAILED to install into $venv"; status=1; continue; }
+      && "$venv/bin/pip" install -q --upgrade pip >"$log" 2>&1 \
+      && "$venv/bin/pip" install -q -e '.[test]' >>"$log" 2>&1 \
+      && rm -f "$venv"/.installed-* "$log" && touch "$venv/.installed-$STAMP" \
+      || { echo "python $v: FAILED to install into $venv (see $log)"; status=1; continue; }
   fi
   echo "python $v: quick pass ($QUICK)"
   if ! "$venv/bin/python" -m pytest -q -x -p no:cacheprovider -m "not slow and not browser" $QUICK; then
