@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# make run [PORT=8080] [HOST=127.0.0.1]
 run: install
 	$(BIN)/exchange db upgrade
-	$(BIN)/exchange demo
+	$(BIN)/exchange demo $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
