@@ -28,6 +28,7 @@ class Config:
     old_secret_keys: str = ""  # comma-separated keys that still decrypt (rotation)
     allow_private_urls: bool = False  # allow loopback/private endpoint URLs (demo, tests); keep false in production
     session_cookie_secure: bool = False  # send the web session cookie over HTTPS only; true behind TLS
+    operator_emails: str = ""  # comma-separated web users who review endpoint applications (/operator/applications)
     # --- limits ----------------------------------------------------------------------------
     max_json_bytes: int = 1_048_576  # largest JSON request body (413 beyond)
     max_upload_bytes: int = 5 * 1024**3  # largest CSV upload body (match the proxy's limit)
@@ -52,7 +53,8 @@ class Config:
     webhook_retry_max_delay_seconds: int = 21600  # the doubling stops at this delay (6 h)
     webhook_retry_window_seconds: int = 259200  # a message is retried this long (3 days), then failed
     webhook_timeout_seconds: float = 10.0  # per delivery attempt
-    # JSON {"adapter type": "base URL"}: point partner adapters at a sandbox, a proxy or a test fake
+    # JSON {"adapter type": "base URL"} or {"adapter type": {"host role": "base URL"}} (roles: GET
+    # /v1/adapters → hosts): point partner adapters at a sandbox, a proxy or a test fake
     adapter_base_urls: str = ""
     # --- server ----------------------------------------------------------------------------
     host: str = "127.0.0.1"  # default interface of `exchange serve --host`
@@ -95,10 +97,20 @@ class Config:
             cfg.blob_url = str((cfg.var_dir / "blobs").resolve())
         return cfg
 
-    def adapter_base_url(self, adapter_type: str) -> str | None:
+    def adapter_base_url(self, adapter_type: str) -> str | dict | None:
+        """The host override for one adapter type (a URL, or a role -> URL map); the adapter validates it."""
         import json
 
-        return json.loads(self.adapter_base_urls or "{}").get(adapter_type)
+        from .errors import ConfigError
+
+        try:
+            overrides = json.loads(self.adapter_base_urls or "{}")
+        except ValueError:
+            raise ConfigError("EXCHANGE_ADAPTER_BASE_URLS must be a JSON object, e.g. "
+                              '{"batch": "https://sandbox.example"}') from None
+        if not isinstance(overrides, dict):
+            raise ConfigError("EXCHANGE_ADAPTER_BASE_URLS must be a JSON object keyed by adapter type")
+        return overrides.get(adapter_type)
 
     @property
     def secret_keys(self) -> list[str]:

@@ -8,7 +8,7 @@ from ..catalog.audiences import audience_view, get_audience, search
 from ..catalog.endpoints import get_endpoint, list_endpoints
 from ..shares.service import get_job, list_shares, share_view
 from ..transfer.mapping import IDENTIFIER_TYPES
-from . import web
+from .blueprint import web
 
 PAGE_SIZE = 25
 

@@ -7,7 +7,7 @@ from ..api.context import db
 from ..catalog.audiences import search
 from ..catalog.endpoints import list_endpoints
 from ..shares.service import list_jobs, list_shares
-from . import web
+from .blueprint import web
 
 
 @web.route("/")

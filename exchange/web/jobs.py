@@ -16,7 +16,7 @@ from ..errors import Conflict, NotFound
 from ..models import Job
 from ..schemas.jobs import STATES
 from ..shares import service
-from . import web
+from .blueprint import web
 
 COUNTS = [("received", "Rows received"), ("valid", "Valid rows"), ("rejected", "Rejected rows"),
           ("duplicates", "Duplicates"), ("added", "Added"), ("removed", "Removed"),

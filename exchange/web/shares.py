@@ -21,7 +21,7 @@ from ..models import utcnow
 from ..schemas.shares import ShareCreateSchema
 from ..shares import service
 from ..transfer.mapping import TRANSFORMS
-from . import web
+from .blueprint import web
 from .forms import FormInvalid, load, optional, words
 from .wizard import (
     TRANSFORM_HELP,
