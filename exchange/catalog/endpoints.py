@@ -9,13 +9,14 @@ import json
 from typing import TYPE_CHECKING
 
 from marshmallow import ValidationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..auth.keys import issue_key
 from ..errors import NotFound, UnsafeUrl, ValidationFailed
 from ..models import Endpoint
 from ..net import generate_webhook_secret
+from ..pagination import paginate
 from ..schemas.endpoints import check_roles
 from .storage import blob_prefixes
 
@@ -111,10 +112,7 @@ def list_endpoints(session: Session, account_id: str, *, page: int = 1, page_siz
         query = query.where(or_(Endpoint.consumer_transport.is_not(None), Endpoint.adapter_type.is_not(None)))
     if q:
         query = query.where(Endpoint.name.ilike(f"%{q}%"))
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    items = session.scalars(query.order_by(Endpoint.created_at, Endpoint.id)
-                            .offset((page - 1) * page_size).limit(page_size))
-    return list(items), total or 0
+    return paginate(session, query, Endpoint.created_at, Endpoint.id, page=page, page_size=page_size)
 
 
 def update_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id: str, data: dict) -> Endpoint:

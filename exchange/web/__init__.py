@@ -27,6 +27,7 @@ def register(app: Flask) -> None:
         keys,
         session,
         shares,
+        webhooks,
     )
 
     app.register_blueprint(web)
