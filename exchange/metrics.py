@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -92,16 +93,16 @@ class DatabaseCollector:
     the database is down: the families are then absent and ``exchange_database_up`` is 0.
     """
 
-    def __init__(self, db: Callable | object):
+    def __init__(self, db: Any):
         self._db = db
 
-    def _database(self):
+    def _database(self) -> Any:
         return self._db() if callable(self._db) else self._db
 
-    def describe(self):
+    def describe(self) -> list[Any]:
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[Any]:
         from sqlalchemy import func, select
 
         from .models import Job, SchedulerLease, utcnow
@@ -150,7 +151,7 @@ def multiprocess_dir() -> str | None:
     return path if path and os.path.isdir(path) else None
 
 
-def build_registry(db=None) -> CollectorRegistry:
+def build_registry(db: Any = None) -> CollectorRegistry:
     """The registry a scrape renders: every process's values (multiprocess mode) or this process's,
     plus the database figures when ``db`` is given."""
     from prometheus_client import REGISTRY
@@ -160,7 +161,7 @@ def build_registry(db=None) -> CollectorRegistry:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=path)
+        multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     else:
         registry = CollectorRegistry()
         registry.register(_Forward(REGISTRY))
@@ -172,33 +173,18 @@ def build_registry(db=None) -> CollectorRegistry:
 class _Forward:
     """Exposes another registry's collectors inside a per-scrape registry."""
 
-    def __init__(self, registry):
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
 
-    def describe(self):
+    def describe(self) -> list[Any]:
         return []
 
-    def collect(self):
+    def collect(self) -> Iterable[Any]:
         return self.registry.collect()
 
 
-def render(db=None) -> bytes:
+def render(db: Any = None) -> bytes:
     return generate_latest(build_registry(db))
-
-
-def prepare_multiprocess_dir(path: str) -> str:
-    """Create ``path`` and empty it of a previous run's files; export it for this process's children.
-
-    Called by ``exchange serve`` before anything imports prometheus_client (see the module doc)."""
-    os.makedirs(path, exist_ok=True)
-    for name in os.listdir(path):
-        if name.endswith(".db"):
-            try:
-                os.unlink(os.path.join(path, name))
-            except FileNotFoundError:
-                pass
-    os.environ[MULTIPROC_ENV] = path
-    return path
 
 
 def process_exited(pid: int) -> None:
@@ -206,10 +192,10 @@ def process_exited(pid: int) -> None:
     if multiprocess_dir():
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def serve_metrics(port: int, host: str = "0.0.0.0", db=None):
+def serve_metrics(port: int, host: str = "0.0.0.0", db: Any = None) -> tuple[Any, Any]:
     """Serve ``/metrics`` of this process (plus database figures) on ``port``: ``exchange worker``."""
     from prometheus_client import start_http_server
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from .. import metrics
 from ..models import Job, JobEvent, utcnow
 from .progress import read_progress, update_progress
@@ -13,7 +15,7 @@ from .progress import read_progress, update_progress
 log = logging.getLogger(__name__)
 
 
-def record_takeover(session, job: Job, lost: str, taker: str, last_beat: datetime | None, lease_seconds: float,
+def record_takeover(session: Session, job: Job, lost: str, taker: str, last_beat: datetime | None, lease_seconds: float,
                     *, reason: str = "stopped renewing its lease") -> float:
     """Record on ``job`` (in ``session``) that ``taker`` took it over from ``lost``; returns the lost seconds."""
     now = utcnow()

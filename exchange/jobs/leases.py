@@ -47,7 +47,7 @@ def release_dead_leases(rt: Runtime) -> int:
             if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
                 from .failover import record_takeover
 
-                record_takeover(s, job, job.lease_owner, f"a restarted process of {host}", job.heartbeat_at,
+                record_takeover(s, job, job.lease_owner or "", f"a restarted process of {host}", job.heartbeat_at,
                                 rt.config.lease_seconds, reason="is gone (its process no longer exists)")
                 job.lease_owner, job.lease_expires_at = None, None
                 released += 1
@@ -78,7 +78,9 @@ def claim_next(rt: Runtime, owner: str) -> str | None:
                 if previous is not None:  # a lapsed lease: the holder died or hung
                     from .failover import record_takeover
 
-                    record_takeover(s, s.get(Job, job_id), previous, owner, last_beat, rt.config.lease_seconds)
+                    taken = s.get(Job, job_id)
+                    if taken is not None:
+                        record_takeover(s, taken, previous, owner, last_beat, rt.config.lease_seconds)
                 return job_id
     return None
 

@@ -7,6 +7,6 @@ dispatcher deliver them. Nothing is kept in a process's memory, so a restart los
 from __future__ import annotations
 
 
-def notify_state(rt, job_id: str) -> None:
+def notify_state(rt: object, job_id: str) -> None:
     """Kept for callers of the former in-memory sender: messages are already in the outbox."""
     return None
