@@ -19,7 +19,8 @@ run: install
 	$(BIN)/exchange db upgrade
 	$(BIN)/exchange demo
 
-test: install chromium
+# ruff and mypy first: a lint or type error fails the run before the (longer) test suite starts
+test: install chromium lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 openapi: install
@@ -34,6 +35,10 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check exchange tests bench
+
+# strict over the engine and its transport and storage ([tool.mypy] files in pyproject.toml)
+typecheck: install
+	$(BIN)/mypy
 
 # Browser tests drive Debian's Chromium; install it when missing (needs root and apt).
 chromium:

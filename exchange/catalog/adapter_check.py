@@ -6,9 +6,13 @@ answer) comes back with secrets scrubbed.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import Conflict
-from ..runtime import Runtime
 from .endpoints import adapter_settings, get_endpoint
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 def adapter_check(rt: Runtime, account_id: str, endpoint_id: str) -> dict:
