@@ -35,10 +35,19 @@ def headers(token: str | None, *, job_id: str | None = None, idempotency_key: st
     return h
 
 
-def _send(session: requests.Session, method: str, url: str, **kw: Any) -> requests.Response:
-    """One call; transport failures and statuses become errors through the one outbound table."""
+def _send(session: requests.Session, method: str, url: str, token: Any = None, **kw: Any) -> requests.Response:
+    """One call; transport failures and statuses become errors through the one outbound table.
+
+    With an OAuth 2.0 connection (a token that can ``refresh()``), a 401 renews the access token once
+    and repeats the call.
+    """
     try:
         resp = session.request(method, url, **kw)
+        if resp.status_code == 401 and hasattr(token, "refresh") and _replayable(kw.get("data")):
+            resp.close()
+            token.refresh()
+            kw["headers"] = {**kw["headers"], "Authorization": f"Bearer {token}"}
+            resp = session.request(method, url, **kw)
     except (requests.RequestException, OSError) as exc:
         raise_for_outcome(exc, credential_setting="credential")
         raise  # unreachable: raise_for_outcome always raises for an exception
@@ -47,9 +56,13 @@ def _send(session: requests.Session, method: str, url: str, **kw: Any) -> reques
     return raise_for_outcome(resp, credential_setting="credential")
 
 
-def list_audiences(session: requests.Session, ep: Endpoint, token: str | None) -> list[dict[str, Any]]:
+def _replayable(body: Any) -> bool:
+    return body is None or isinstance(body, (bytes, str))
+
+
+def list_audiences(session: requests.Session, ep: Endpoint, token: Any) -> list[dict[str, Any]]:
     """``GET {contact_url}/audiences`` → the producer's audience metadata."""
-    resp = _send(session, "GET", _url(ep, "/audiences"), headers=headers(token))
+    resp = _send(session, "GET", _url(ep, "/audiences"), token, headers=headers(token))
     try:
         body = resp.json()
     except ValueError:
@@ -66,7 +79,7 @@ def open_data(session: requests.Session, ep: Endpoint, token: str | None, extern
     h = headers(token, job_id=job_id, idempotency_key=f"{job_id}:fetch")
     if if_none_match:
         h["If-None-Match"] = f'"{if_none_match}"' if not if_none_match.startswith('"') else if_none_match
-    return _send(session, "GET", _url(ep, f"/audiences/{quote(external_id, safe='')}/data"), headers=h,
+    return _send(session, "GET", _url(ep, f"/audiences/{quote(external_id, safe='')}/data"), token, headers=h,
                  stream=True)
 
 
@@ -79,7 +92,7 @@ def push_part(session: requests.Session, ep: Endpoint, token: str | None, audien
     h["X-Exchange-Part"] = f"{part}/{parts}"
     if gzip:
         h["Content-Encoding"] = "gzip"
-    return _send(session, "POST", _url(ep, f"/audiences/{quote(audience, safe='')}/data"),
+    return _send(session, "POST", _url(ep, f"/audiences/{quote(audience, safe='')}/data"), token,
                  params={"mode": mode}, headers=h, data=body)
 
 

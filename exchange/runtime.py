@@ -43,8 +43,14 @@ class Runtime:
 
         return SecretBox(self.config.secret_keys)
 
-    def credential(self, ep: Endpoint) -> str | None:
-        """The endpoint's outbound bearer credential, decrypted (never stored in the clear)."""
+    def credential(self, ep: Endpoint) -> Any:
+        """The endpoint's outbound bearer credential, decrypted (never stored in the clear). For an
+        endpoint connected by OAuth 2.0, an object whose ``str()`` is the current access token: refreshed
+        first when about to expire, and once more on a 401 (``exchange.applications.tokens``)."""
+        if ep.credential_type == "oauth2" and ep.credential_enc:
+            from .applications.tokens import bearer
+
+            return bearer(self, ep)
         return self.secrets.decrypt(ep.credential_enc) if ep.credential_enc else None
 
     def adapter_settings(self, ep: Endpoint) -> dict[str, Any]:

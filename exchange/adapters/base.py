@@ -237,6 +237,17 @@ class Adapter:
         """The partner's own base URL for ``role``; subclasses pick by region or setting."""
         return self.hosts[role]
 
+    @property
+    def base_url(self) -> str:
+        """The ``api`` host: kept for plug-ins written before host roles (one base URL each)."""
+        return self.host("api") if "api" in self.hosts else ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        legacy = cls.__dict__.get("base_url_default")
+        if legacy and "hosts" not in cls.__dict__:  # a plug-in declaring one base URL: the ``api`` role
+            cls.hosts = {"api": legacy}
+
     def host(self, role: str) -> str:
         """The base URL to use for ``role``: endpoint setting, then deployment, then the partner's."""
         return (self._host_overrides.get(role) or self.default_host(role)).rstrip("/")

@@ -117,6 +117,8 @@ def list_endpoints(session: Session, account_id: str, *, page: int = 1, page_siz
 
 def update_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id: str, data: dict) -> Endpoint:
     ep = get_endpoint(session, account_id, endpoint_id)
+    if ep.application_id:
+        _check_connected_update(ep, data)
     merged = {**endpoint_view(ep), **data}
     try:
         check_roles(merged)
@@ -129,6 +131,22 @@ def update_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id:
     return ep
 
 
+def _check_connected_update(ep: Endpoint, data: dict) -> None:
+    """An endpoint connected from an application: its definition belongs to the application."""
+    fixed = sorted(k for k in data if k not in ("name", "credential"))
+    if fixed:
+        raise ValidationFailed("This endpoint was connected from an application: only its name, credential and "
+                               "enablement can change.",
+                               errors={k: ["Defined by the application."] for k in fixed})
+    if "credential" in data and ep.credential_type == "oauth2":
+        raise ValidationFailed("This endpoint's credential comes from the OAuth 2.0 consent; connect the "
+                               "application again to renew it.",
+                               errors={"credential": ["Obtained by the OAuth 2.0 flow."]})
+    if "credential" in data and not data["credential"]:
+        raise ValidationFailed("A connected endpoint needs its credential.",
+                               errors={"credential": ["Required."]})
+
+
 def set_status(session: Session, account_id: str, endpoint_id: str, status: str) -> Endpoint:
     ep = get_endpoint(session, account_id, endpoint_id)
     ep.status = status
@@ -138,6 +156,10 @@ def set_status(session: Session, account_id: str, endpoint_id: str, status: str)
 def delete_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id: str) -> None:
     """Delete an endpoint with its audiences, the shares using it, their jobs, and all their files."""
     ep = get_endpoint(session, account_id, endpoint_id)
+    if ep.credential_type == "oauth2":
+        from ..applications.tokens import revoke
+
+        revoke(rt, ep)  # best effort: the connection ends here whatever the provider answers
     for prefix in blob_prefixes(session, endpoint_id=ep.id):
         rt.blobs.delete_prefix(prefix)
     session.delete(ep)
@@ -169,4 +191,6 @@ def endpoint_view(ep: Endpoint) -> dict:
         "status": ep.status, "created_at": ep.created_at, "updated_at": ep.updated_at,
         "last_verified_at": ep.last_verified_at, "last_refresh_at": ep.last_refresh_at,
         "last_refresh_error": ep.last_refresh_error,
+        "application_id": ep.application_id,
+        "connection": ep.credential_type if ep.application_id else None,
     }

@@ -73,7 +73,7 @@ def _set_runtime(rt: Runtime) -> Runtime:
 class CeleryExecutor:
     """Web-process side: ``wake()`` publishes a task; a sweep thread re-publishes every few seconds."""
 
-    def __init__(self, rt: Runtime, sweep_seconds: float = 5.0) -> None:
+    def __init__(self, rt: Runtime, sweep_seconds: float = 2.0) -> None:
         self.rt = rt
         self.app = celery_app(rt.config.broker_url)
         self._stop = threading.Event()

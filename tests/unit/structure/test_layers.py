@@ -9,7 +9,7 @@ from tests.unit.structure.test_import_cycles import import_graph
 LAYERS = {
     # entry points and the HTTP side
     "api": 0, "web": 0, "app": 0, "cli": 0, "server": 0, "serving": 0, "demo": 0, "openapi": 0,
-    "toolkit": 0, "docgen": 0, "health": 0,
+    "toolkit": 0, "docgen": 0, "health": 0, "demo_apps": 0, "openapi_stable": 0,
     # the composition root (below it, modules name Runtime only under TYPE_CHECKING)
     "runtime": 1,
     # services
