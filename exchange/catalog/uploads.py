@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import CsvDataError, PayloadTooLarge
+from ..identifiers import IDENTIFIER_TYPES
 
-KNOWN_IDENTIFIERS = ("email", "email_sha256", "phone_e164", "phone_sha256", "maid", "cookie_id", "customer_id")
+KNOWN_IDENTIFIERS = IDENTIFIER_TYPES  # defined once, in exchange/identifiers.py
 
 
 @dataclass
