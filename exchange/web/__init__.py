@@ -21,7 +21,9 @@ def register(app: Flask) -> None:
     from . import (  # noqa: F401 - importing registers the routes on the blueprint
         catalog,
         dashboard,
+        edit,
         endpoints,
+        favicon,
         jobs,
         keys,
         session,
