@@ -49,7 +49,7 @@ def test_make_run_honours_port_prints_banner_first_and_stops_on_ctrl_c(tmp_path)
             proc.wait()
     assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
     assert "stopped" in rest
-    assert elapsed < 30, f"Ctrl-C took {elapsed:.1f} s"
+    assert elapsed < 45, f"Ctrl-C took {elapsed:.1f} s"  # ~5 s on an idle 2-core machine; workers are niced
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
 
