@@ -81,6 +81,7 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
     from .api import (
         account,
         adapters,
+        applications,
         audiences,
         audit,
         deliveries,
@@ -96,7 +97,8 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
     # one Api per app: tests build many apps and each needs its own OpenAPI document
     api = ExchangeApi(app)
 
-    for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters, audit, account):
+    for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters, audit, account,
+                   applications):
         api.register_blueprint(module.blp)
     from .api import webhooks as webhooks_api
 

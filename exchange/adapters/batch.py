@@ -141,13 +141,16 @@ class BatchSettingsSchema(AdapterSettingsSchema):
         if bad:
             raise ValidationError(f"Invalid Batch attribute names: {', '.join(bad)}")
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _route_needs(self, data: dict, **_: Any) -> None:
         route = resolve_route(data)
         if route == "2.x" and not data.get("project_key"):
-            raise ValidationError("Required by the 2.x Audience API (X-Batch-Project).", "project_key")
+            raise ValidationError("Missing data for required field: the 2.x Audience API needs the project key "
+                                  "(X-Batch-Project).", "project_key")
         if route.startswith("1.") and not data.get("api_key"):
-            raise ValidationError(f"Required by the {route} Custom Audience API (the app's API key).", "api_key")
+            hint = (" or a project_key for the 2.x Audience API" if (data.get("route") or "auto") == "auto" else "")
+            raise ValidationError(f"Missing data for required field: the {route} Custom Audience API needs the "
+                                  f"app's API key{hint}.", "api_key")
         if route == "1.1" and data.get("audience_type") != "install_ids":
             raise ValidationError("Batch's 1.1 route only accepts install ids; custom user ids need 2.x or 1.0.",
                                   "route")
