@@ -31,6 +31,14 @@ class Config:
     max_upload_bytes: int = 5 * 1024**3
     max_decompressed_bytes: int = 20 * 1024**3
     rate_limit_per_minute: int = 6000
+    # where rate-limit buckets live: "" (redis when broker_url is redis://, else database) | database
+    # | redis | memory (this process only)
+    rate_limit_store: str = ""
+    rate_limit_redis_url: str = ""  # default: broker_url
+    failed_auth_limit: int = 20  # failed API authentications per address and per key prefix ...
+    failed_auth_window_seconds: int = 60  # ... per this window; then 429 for failures (valid keys pass)
+    login_attempts: int = 10  # web sign-in attempts per account and address ...
+    login_window_seconds: int = 300  # ... per this window; then 429 with the wait (never indefinite)
     # --- jobs ------------------------------------------------------------------------------
     executor: str = "process"  # process (child processes) | thread | celery | inline
     workers: int = 4
