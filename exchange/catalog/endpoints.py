@@ -30,13 +30,25 @@ def _check_url(rt: Runtime, field: str, url: str | None) -> None:
         raise ValidationFailed(exc.detail, errors={field: [exc.detail]}) from None
 
 
+def _check_adapter_urls(rt: Runtime, schema, settings: dict) -> None:
+    """Adapter settings that are URLs (the Equals URL, a custom base URL) pass the same guard."""
+    from marshmallow import fields
+
+    declared = schema._declared_fields if isinstance(schema, type) else schema.fields
+    for name, field in declared.items():
+        if isinstance(field, fields.Url) and isinstance(settings.get(name), str):
+            _check_url(rt, f"adapter.settings.{name}", settings[name])
+
+
 def _adapter_settings(rt: Runtime, adapter: dict) -> tuple[str, dict, dict]:
     """Validate adapter settings; return (type, all settings, settings safe to show)."""
     from ..adapters.base import secret_names
     from ..adapters.registry import get_adapter, validate_settings
 
     settings = validate_settings(adapter["type"], adapter.get("settings") or {})
-    hidden = set(secret_names(get_adapter(adapter["type"]).settings_schema))
+    schema = get_adapter(adapter["type"]).settings_schema
+    _check_adapter_urls(rt, schema, settings)
+    hidden = set(secret_names(schema))
     return adapter["type"], settings, {k: v for k, v in settings.items() if k not in hidden}
 
 
