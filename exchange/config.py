@@ -30,6 +30,7 @@ class Config:
     max_json_bytes: int = 1_048_576
     max_upload_bytes: int = 5 * 1024**3
     max_decompressed_bytes: int = 20 * 1024**3
+    max_inflate_ratio: float = 100.0  # a gzip upload may inflate at most this many times (past 16 MiB)
     rate_limit_per_minute: int = 6000
     # where rate-limit buckets live: "" (redis when broker_url is redis://, else database) | database
     # | redis | memory (this process only)

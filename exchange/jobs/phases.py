@@ -60,7 +60,7 @@ def fetch(ctx: Context) -> str:
             raise JobFailed("The PUSH producer has not uploaded data for this audience yet.")
 
         def _set(s, job):
-            job.progress = {**job.progress, "source_key": data_key, "source_gzip": False}
+            job.progress = {**job.progress, "source_key": data_key, "source_gzip": data_key.endswith(".gz")}
             job.source_version = version
         ctx.update(_set)
         return "fetched"
