@@ -51,6 +51,7 @@ class Config:
     retention_days: int = 30
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 60.0
+    http_total_timeout: float = 300.0  # bound on one whole outbound call, however the bytes trickle (0: none)
     max_attempts: int = 5
     lease_seconds: int = 60  # a crashed worker's job is picked up again after this
     scheduler_lease_seconds: int = 15  # a dead scheduler is replaced after this

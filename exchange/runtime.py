@@ -38,7 +38,8 @@ class Runtime:
         from .net import OutboundSession
 
         return OutboundSession(allow_private=self.config.allow_private_urls,
-                               timeout=(self.config.http_connect_timeout, self.config.http_read_timeout))
+                               timeout=(self.config.http_connect_timeout, self.config.http_read_timeout),
+                               total_timeout=self.config.http_total_timeout or None)
 
     @property
     def executor(self):
