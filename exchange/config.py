@@ -63,6 +63,7 @@ class Config:
     public_url: str = ""
     proxy_hops: int = 0  # trusted reverse proxies in front (X-Forwarded-For/-Proto/-Host/-Port/-Prefix)
     log_level: str = "INFO"
+    shutdown_grace_seconds: int = 5  # on SIGTERM: requests and job steps in flight get this long
     testing: bool = False
 
     extra: dict = field(default_factory=dict)
