@@ -49,6 +49,7 @@ class Config:
     source_wait_seconds: int = 600  # bound on a producer answering 202
     ack_deadline_seconds: int = 86400  # PULL consumer / 202 consumer must ack within
     retention_days: int = 30
+    temp_part_max_age_seconds: int = 300  # at start, partial blob writes untouched this long are removed
     http_connect_timeout: float = 5.0
     http_read_timeout: float = 60.0
     http_total_timeout: float = 300.0  # bound on one whole outbound call, however the bytes trickle (0: none)

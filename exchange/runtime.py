@@ -51,6 +51,9 @@ class Runtime:
 
     def start_background(self) -> None:
         """Start the worker pool and the scheduler (web process of the embedded deployment)."""
+        from .jobs.sweep import sweep_leftovers
+
+        sweep_leftovers(self)  # what a killed process left: job working folders, partial blob writes
         self.executor.start()
         if self.config.scheduler:
             from .jobs.scheduler import Scheduler

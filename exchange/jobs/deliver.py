@@ -255,13 +255,12 @@ def acknowledge(rt, delivery: Delivery, accepted: int, rejected: int, message: s
 def advance_snapshot(rt, job_id: str, share, progress: dict) -> str:
     """Build the share's next snapshot from the old one and this job's output; returns its key."""
     import shutil
-    import tempfile
     from contextlib import ExitStack
-    from pathlib import Path
 
     from ..transfer.snapshot import next_snapshot
+    from .sweep import work_dir
 
-    tmp = Path(tempfile.mkdtemp(prefix="snapshot-"))
+    tmp = work_dir(rt, "snapshot-")
     try:
         with ExitStack() as stack:
             old = (stack.enter_context(rt.blobs.local_path(share.snapshot_key))
@@ -305,12 +304,11 @@ def snapshot_after_failed_delivery(rt, job_id: str) -> None:
     stale (see ``transfer.snapshot.snapshot_after_failure``).
     """
     import shutil
-    import tempfile
     from contextlib import ExitStack
-    from pathlib import Path
 
     from ..models import Endpoint, Share
     from ..transfer.snapshot import snapshot_after_failure
+    from .sweep import work_dir
 
     with rt.db.session() as s:
         job = s.get(Job, job_id)
@@ -320,7 +318,7 @@ def snapshot_after_failed_delivery(rt, job_id: str) -> None:
         if share is None or dest is None or not progress.get("ops") or not needs_snapshot(share, dest):
             return
         old_key, share_id = share.snapshot_key, share.id
-    tmp = Path(tempfile.mkdtemp(prefix="failed-"))
+    tmp = work_dir(rt, "failed-")
     try:
         with ExitStack() as stack:
             old = stack.enter_context(rt.blobs.local_path(old_key)) if old_key and rt.blobs.exists(old_key) else None

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import errno
 import logging
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
@@ -20,6 +18,7 @@ from ..errors import CsvDataError, ExchangeError, PayloadTooLarge
 from ..models import TERMINAL_STATES, Audience, Endpoint, Job, Share
 from .executor import renew_lease
 from .states import event, transition
+from .sweep import work_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ class Context:
     def __init__(self, rt, job_id: str, owner: str, stop: threading.Event | None):
         self.rt, self.job_id, self.owner, self.stop = rt, job_id, owner, stop
         self._last_cancel_check = 0.0
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"job-{job_id[:8]}-"))
+        self.tmp = work_dir(rt, f"job-{job_id[:8]}-")  # under var_dir/tmp: swept after a kill
 
     def load(self, s):
         job = s.get(Job, self.job_id)

@@ -8,14 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.protocol_endpoint import Fault, ProtocolEndpoint
-from tests.faults.helpers import ROOT, ExchangeServer, free_port
+from tests.faults.helpers import ROOT, ExchangeServer
 
 MAPPING = [{"source": "email", "target": "email_sha256", "transform": ["normalize_email", "sha256"]}]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from exchange.api.ratelimit import RateLimiter
 from exchange.app import create_app
-from exchange.runtime import Runtime
 from exchange.errors import RateLimited
+from exchange.runtime import Runtime
 from tests.conftest import new_account
 
 
@@ -90,6 +90,7 @@ def test_redis_store_shares_buckets():
     import uuid
 
     import pytest
+
     from exchange.api.ratelimit import RedisStore
 
     try:

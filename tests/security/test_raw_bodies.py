@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import pytest
 
 from exchange.app import create_app
 from exchange.runtime import Runtime

@@ -93,10 +93,10 @@ def test_equals_verify_really_calls(make_exchange):
     fake = FakeEquals()
     fake.start()
     try:
-        good = api.post("/v1/endpoints", json={"name": "E", "adapter": {"type": "equals",
-                                                                        "settings": {"url": fake.ingest_url}}}).json
-        bad = api.post("/v1/endpoints", json={"name": "F", "adapter": {"type": "equals",
-                                                                       "settings": {"url": fake.url + "/segment/no"}}}).json
+        def equals(name, url):
+            return api.post("/v1/endpoints", json={"name": name, "adapter": {"type": "equals",
+                                                                             "settings": {"url": url}}}).json
+        good, bad = equals("E", fake.ingest_url), equals("F", fake.url + "/segment/no")
         r = api.post(f"/v1/endpoints/{good['id']}/verify")
         assert r.status_code == 200 and r.json["ok"] is True, r.json
         r = api.post(f"/v1/endpoints/{bad['id']}/verify")
