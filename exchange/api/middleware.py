@@ -81,6 +81,9 @@ def _limiter() -> RateLimiter:
     return limiter
 
 
+limiter = _limiter  # the app's shared limiter (web sign-in uses it too)
+
+
 def _key_prefix(token: str) -> str | None:
     parts = token.split("_", 2)
     if len(parts) == 3 and parts[0] == "aex" and re.fullmatch(r"[0-9a-f]{1,40}", parts[1]):
