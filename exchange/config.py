@@ -55,6 +55,10 @@ class Config:
     http_total_timeout: float = 300.0  # bound on one whole outbound call, however the bytes trickle (0: none)
     max_attempts: int = 5
     lease_seconds: int = 60  # a crashed worker's job is picked up again after this
+    destination_concurrency: int = 2  # running jobs per destination endpoint (0: no limit)
+    partner_concurrency: int = 4  # running jobs per partner account (account + adapter type; 0: no limit)
+    fair_slice_seconds: float = 30.0  # a job running this long gives its worker to a waiting share (0: never)
+    yield_pause_seconds: float = 2.0  # ... and is due again this much later, resuming where it stopped
     scheduler_lease_seconds: int = 15  # a dead scheduler is replaced after this
     # JSON {"adapter type": "base URL"}: point partner adapters at a sandbox, a proxy or a test fake
     adapter_base_urls: str = ""

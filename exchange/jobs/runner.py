@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..errors import CsvDataError, ExchangeError, PayloadTooLarge
 from ..models import TERMINAL_STATES, Audience, Endpoint, Job, Share
+from .budget import maybe_yield
 from .executor import renew_lease
 from .states import event, transition
 from .sweep import work_dir
@@ -82,6 +83,8 @@ class Context:
                 raise Cancelled()
         if not renew_lease(self.rt, self.job_id, self.owner):
             raise Interrupted()  # someone else owns the job now
+        if maybe_yield(self):
+            raise Interrupted()  # jobs/budget.py: another share waits for a worker; resume later
 
     def _notify(self) -> None:
         from .webhooks import notify_state

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from exchange.auth.keys import create_account
 from exchange.auth.users import create_user
 
@@ -47,6 +49,7 @@ def test_sign_in_brute_force_throttled(make_exchange):
     assert [_sign_in(again, "wrong").status_code for _ in range(3)] == [401] * 3
 
 
+@pytest.mark.slow
 def test_many_accounts_from_one_address_throttled(make_exchange):
     rt, app = make_exchange(login_attempts=1, login_window_seconds=300)
     from exchange.api.middleware import limiter
