@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import exists, or_, select, true
+from sqlalchemy import exists, func, or_, select, true
 from sqlalchemy.orm import aliased
 
 from ..models import TERMINAL_STATES, Endpoint, Job, Share, utcnow
@@ -70,6 +70,11 @@ def within_budget(s, now, config):
         return true()
     return or_(Job.share_id.is_(None),
                Job.share_id.not_in(select(Share.id).where(Share.destination_id.in_(sorted(blocked)))))
+
+
+def claim_order():
+    """Oldest due first: a job that yielded (``not_before`` set) queues behind those already waiting."""
+    return func.coalesce(Job.not_before, Job.created_at)
 
 
 def _someone_waiting(s, job_id: str, now, config) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from ..models import TERMINAL_STATES, Job, utcnow
-from .budget import within_budget
+from .budget import claim_order, within_budget
 
 log = logging.getLogger(__name__)
 RUNNABLE = ("queued", "fetching", "awaiting_source", "transforming", "delivering")
@@ -64,7 +64,7 @@ def claim_next(rt, owner: str) -> str | None:
                                  or_(Job.not_before.is_(None), Job.not_before <= now),
                                  or_(Job.share_id.is_(None), ~blocked),
                                  within_budget(s, now, rt.config))  # jobs/budget.py: fair workers
-            .order_by(Job.created_at).limit(10)))
+            .order_by(claim_order()).limit(10)))
     for job_id in candidates:
         with rt.db.session() as s:
             res = s.execute(update(Job).where(

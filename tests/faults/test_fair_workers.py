@@ -1,8 +1,8 @@
 """More slow destinations than workers: other shares keep moving (jobs/budget.py).
 
-Two worker threads, three consumers that each take 0.6 s per part (inside every timeout, so nothing
-fails: they are merely slow) for 15 parts. Without time slices the three slow jobs would hold both
-workers for ~9 s each before a fourth share could start; with them, the fourth (fast) share starts
+Two worker threads, three consumers that each take 0.4 s per part (inside every timeout, so nothing
+fails: they are merely slow) for 25 parts. Without time slices the three slow jobs would hold both
+workers for ~10 s each before a fourth share could start; with them, the fourth (fast) share starts
 as soon as a slow job's slice ends and completes while the slow ones are still delivering; the slow
 ones then finish with every part delivered exactly once. A second test checks the per-destination
 budget: with ``destination_concurrency=1`` a second share to a busy destination waits although a
@@ -18,8 +18,9 @@ import pytest
 from tests.fakes.protocol_endpoint import Fault, ProtocolEndpoint
 from tests.faults.helpers import MAPPING, TERMINAL, members, sha
 
-ROWS = 15
+ROWS = 25
 SLICE = 1.0
+DELAY = 0.4  # per part: a slow job needs ROWS * DELAY = 10 s
 
 
 @pytest.fixture
@@ -66,11 +67,12 @@ def _world(api, tmp_path, consumers: dict[str, ProtocolEndpoint]):
     return prod, share
 
 
+@pytest.mark.slow
 def test_more_slow_destinations_than_workers(live, tmp_path):
     slow = {f"slow{i}": ProtocolEndpoint(consumer_dir=tmp_path / f"s{i}", credential="ct") for i in range(3)}
     for cons in slow.values():
         cons.script("POST", f"/audiences/D-{next(k for k, v in slow.items() if v is cons)}/data",
-                    [Fault(delay=0.6, forever=True)])
+                    [Fault(delay=DELAY, forever=True)])
     fast = ProtocolEndpoint(consumer_dir=tmp_path / "f", credential="ct")
     prod, share = _world(live, tmp_path, {**slow, "fast": fast})
     try:
@@ -81,13 +83,13 @@ def test_more_slow_destinations_than_workers(live, tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         started = time.monotonic()
-        fast_job = _wait(live, share("fast"), timeout=8)
+        fast_job = _wait(live, share("fast"), timeout=20)
         took = time.monotonic() - started
         assert fast_job["state"] == "succeeded", fast_job
         assert sorted(members(fast, "D-fast")) == sorted(sha(f"fast{i}@example.com") for i in range(ROWS))
         states = [live.get(f"/v1/jobs/{j}").json["state"] for j in slow_jobs]
         assert "delivering" in states or "queued" in states, states  # the slow ones are not done yet
-        assert took < 6, took  # vs ~9 s per slow job without time slices
+        assert took < ROWS * DELAY, took  # without time slices it waits for a whole slow job (and more)
         for name, job_id in zip(slow, slow_jobs):
             job = _wait(live, job_id, timeout=60)
             assert job["state"] == "succeeded", job
