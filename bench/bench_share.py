@@ -60,7 +60,7 @@ from exchange.runtime import Runtime
 from exchange.auth.keys import create_account
 from exchange.catalog.endpoints import register_endpoint
 from exchange.catalog.gather import refresh_endpoint
-from exchange.jobs.service import create_share
+from exchange.shares.service import create_share
 from exchange.models import Audience, Job
 from sqlalchemy import select
 

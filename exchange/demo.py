@@ -33,6 +33,8 @@ EMAIL_SHA256 = {"source": "email", "target": "email_sha256", "transform": ["norm
 ADS_AUDIENCE = "Loyal customers"
 WAREHOUSE_AUDIENCE = "Newsletter subscribers"
 JOB_WAIT_SECONDS = 120.0
+# endpoints connected from applications (name in the directory), not registered by hand
+CONNECTED = {"crm": "Reference CRM", "ads": "Reference ad platform"}
 
 
 @dataclass
@@ -207,10 +209,20 @@ def _share_bodies(loyal: dict, newsletter: dict, ads_id: str, warehouse_id: str)
 
 
 def _setup(client: Client, state: dict, state_file: Path,
-           endpoints: dict[str, ReferenceEndpoint]) -> dict[str, str]:
+           endpoints: dict[str, ReferenceEndpoint], rt=None) -> dict[str, str]:
     """Register endpoints and shares through the API; returns the jobs started now, by share name."""
     saved = state["endpoints"]
     for name, body in _endpoint_bodies(saved).items():
+        if name in CONNECTED:  # Click to Connect: an approved application of the provider account
+            from . import demo_apps
+
+            ep = endpoints[name]
+            saved[name]["port"] = ep.port
+            app_id = demo_apps.ensure_application(rt, state["provider_account_id"], saved[name], CONNECTED[name],
+                                                  body, ep.url)
+            demo_apps.ensure_connected(client, saved[name], body["name"], app_id,
+                                       None if saved[name].get("client_secret") else body["credential"])
+            continue
         _ensure_endpoint(client, saved[name], body, endpoints.get(name))
     _save_state(state_file, state)  # endpoint keys are shown once: keep them even if a step below fails
     crm_id = saved["crm"]["id"]
@@ -260,15 +272,21 @@ def run_demo(config: Config, *, serve: bool = True, host: str = "127.0.0.1", por
         warehouse_dir.mkdir(parents=True, exist_ok=True)
         endpoints["crm"] = _start_endpoint(saved["crm"], producer_dir=sample_dir,
                                            credential=saved["crm"]["credential"])
-        endpoints["ads"] = _start_endpoint(saved["ads"], consumer_dir=ads_dir,
-                                           credential=saved["ads"]["credential"])
+        from . import demo_apps
+
+        demo_apps.ensure_provider(rt, state)
+        oauth = demo_apps.oauth_settings(saved["ads"], url, str(var_dir / "demo" / "ads-oauth-tokens.json"))
+        oauth.redirect_uris.append(f"http://localhost:{server.port}/v1/connect/callback")
+        (var_dir / "demo").mkdir(parents=True, exist_ok=True)
+        # the ad platform accepts only the access tokens its own authorization server issued
+        endpoints["ads"] = _start_endpoint(saved["ads"], consumer_dir=ads_dir, oauth=oauth)
         if serve:
             rt.start_background()
         else:
             rt.executor.start()
         thread.start()
         with Client(url, state["api_key"], retries=2, backoff=0.2) as client:
-            started = _setup(client, state, state_file, endpoints)
+            started = _setup(client, state, state_file, endpoints, rt)
             _save_state(state_file, state)
             jobs = {name: client.wait_job(job_id, JOB_WAIT_SECONDS, interval=0.2,
                                           until={"succeeded", "partially_succeeded", "failed", "cancelled",

@@ -48,8 +48,10 @@ def _run_background(cfg: Config) -> None:
     import signal
     import threading
 
+    from .logging_setup import configure as configure_logging
     from .runtime import Runtime
 
+    configure_logging(cfg)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
@@ -156,7 +158,10 @@ def migrate(database_url: str) -> None:
 
 
 def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 2, threads: int = 8) -> None:
+    from .serving import control_socket_path, prepare_metrics, worker_exited
+
     check_port(host, port)
+    prepare_metrics(cfg, port)  # before anything imports prometheus_client
     migrate(cfg.database_url)
     grace = max(1, cfg.shutdown_grace_seconds)
     runner: dict = {}
@@ -167,6 +172,7 @@ def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 2, threads
     def _on_exit(server) -> None:
         if "proc" in runner:
             stop_runner(runner["proc"], grace)
+            worker_exited(runner["proc"].pid)
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -175,11 +181,14 @@ def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 2, threads
         "timeout": 120,
         # uploads and downloads stream for as long as they need; keep-alive for pollers
         "keepalive": 5,
-        "accesslog": "-",
+        "accesslog": None if cfg.log_format == "json" else "-",  # JSON: the app logs each request
         # SIGTERM (systemd stops the whole group): requests in flight get this long, then exit
         "graceful_timeout": grace,
         "worker_exit": _worker_exit,
         "when_ready": _when_ready,
         "on_exit": _on_exit,
+        "child_exit": lambda server, worker: worker_exited(worker.pid),
+        # one control socket per `exchange serve`: two on one host must not share gunicorn's default path
+        "control_socket": control_socket_path(cfg, port),
     }
     _Gunicorn(cfg, options).run()

@@ -15,23 +15,20 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from marshmallow import RAISE, Schema, ValidationError, fields
 
-from exchange.errors import (
-    ExchangeError,
-    InvalidCredentials,
-    PermanentTransferError,
-    RetryableTransferError,
-    ValidationFailed,
-)
+from exchange.errors import ExchangeError, InvalidCredentials, ValidationFailed
+from exchange.net.outcomes import Outcome, Resolution, classify, error_for, is_rate_limit, resolve_status
+from exchange.net.outcomes import parse_retry_after as _parse_retry_after
+from exchange.net.retry import RetryPolicy
+
+__all__ = ["Adapter", "BatchResult", "SegmentContext", "error_for_status", "is_rate_limited", "parse_retry_after"]
 
 Op = Literal["add", "remove"]
 MODES = frozenset({"add", "remove", "replace"})
@@ -57,6 +54,27 @@ class BatchResult:
     events: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Limit:
+    """One partner limit the adapter honours, with where the number comes from.
+
+    ``status`` says how sure we are: ``documented`` (the partner's or the integrating platform's
+    own docs or code), ``observed`` (a third party's client or probe) or ``assumed`` (nothing
+    published; the adapter stays below it and the fake makes it configurable).
+    """
+
+    name: str
+    value: float
+    unit: str
+    status: Literal["documented", "observed", "assumed"]
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        value = int(self.value) if float(self.value).is_integer() else self.value
+        return {"name": self.name, "value": value, "unit": self.unit, "status": self.status,
+                "source": self.source}
+
+
 class AdapterSettingsSchema(Schema):
     """Settings every adapter shares; subclasses add their own fields."""
 
@@ -69,6 +87,16 @@ class AdapterSettingsSchema(Schema):
         metadata={
             "title": "Site id",
             "description": "Used in partner segment ids and descriptions; defaults to the account id.",
+        },
+    )
+    hosts = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        load_default=dict,
+        metadata={
+            "title": "Partner hosts",
+            "description": "Override the partner's base URLs by role (sandbox, proxy), e.g. "
+                           '{"api": "https://sandbox.example"}; roles are listed under "hosts" in GET /v1/adapters.',
         },
     )
 
@@ -85,45 +113,32 @@ def secret_names(schema_cls: type[Schema]) -> list[str]:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (delta-seconds or HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """Retry-After as seconds (delta-seconds or HTTP date, capped like every outbound call's)."""
+    return _parse_retry_after(value)
+
+
+# What partner statuses mean where they differ from the exchange's one table (exchange.net.outcomes):
+# partners answer 403 for a refused operation (Batch: API_MISUSE), not for bad credentials.
+PARTNER_STATUS_OVERRIDES: Mapping[int, Resolution] = {403: Resolution.FAIL}
 
 
 def error_for_status(
-    status: int, *, detail: str, retry_after: float | None = None, auth_setting: str | None = None
+    status: int, *, detail: str, retry_after: float | None = None, auth_setting: str | None = None,
+    overrides: Mapping[int, Resolution] | None = None,
 ) -> ExchangeError | None:
-    """The one status → error table for partner answers (SPEC §5, partners/README.md).
-
-    Kept as a single function so it can later be swapped for the shared table in exchange.net.
-    """
-    if status < 400:
+    """The error for a partner's answer, through the exchange's one status table (None when OK)."""
+    resolution = resolve_status(status, PARTNER_STATUS_OVERRIDES if overrides is None else overrides)
+    if resolution is Resolution.OK:
         return None
-    if status == 401:
-        return InvalidCredentials(detail, setting=auth_setting)
-    if status in (408, 409, 423, 429) or (status >= 500 and status != 501):
-        exc: ExchangeError = RetryableTransferError(detail, retry_after=retry_after)
-    else:
-        exc = PermanentTransferError(detail)
+    exc = error_for(Outcome(resolution, detail, status=status, retry_after=retry_after),
+                    credential_setting=auth_setting, hint=False)
     # Not passed as ``status=``: that would become the status of *our* problem document.
     exc.partner_status = status  # type: ignore[attr-defined]
     return exc
 
 
 def is_rate_limited(exc: BaseException) -> bool:
-    return getattr(exc, "partner_status", None) == 429 or getattr(exc, "status", None) == 429
+    return is_rate_limit(exc)
 
 
 class Adapter:
@@ -139,19 +154,28 @@ class Adapter:
     concurrency: ClassVar[int] = 1  # requests in flight at once, within rate_limit
     requires_snapshot: ClassVar[bool] = True  # replace = adds + removes computed from snapshots
     auth_setting: ClassVar[str] = ""  # the setting blamed when the partner answers 401
-    base_url_default: ClassVar[str] = ""
+    # Outbound hosts by role -> default base URL. One shape for every adapter: each role can be
+    # overridden by the ``hosts`` setting of an endpoint, or by the deployment's
+    # EXCHANGE_ADAPTER_BASE_URLS ({"type": "url"} for every role, or {"type": {"role": "url"}}).
+    hosts: ClassVar[dict[str, str]] = {}
+    limits: ClassVar[tuple[Limit, ...]] = ()  # the partner's limits, as published in GET /v1/adapters
+    # Only what differs from the exchange's one outbound policy: statuses with another meaning, and
+    # the retry numbers (partners index slowly: backoff from 1 s up to 60 s, 15 min of 429 waits).
+    status_overrides: ClassVar[Mapping[int, Resolution]] = PARTNER_STATUS_OVERRIDES
+    retry_policy: ClassVar[RetryPolicy] = RetryPolicy(max_attempts=5, base=1.0, cap=60.0, max_rate_limit_wait=900.0)
 
     def __init__(
         self,
         settings: dict,
         context: SegmentContext,
         session: requests.Session,
-        base_url: str | None = None,
+        base_url: str | dict | None = None,
     ) -> None:
         self.settings = self.load_settings(settings)
         self.context = context
         self.session = session
-        self.base_url = (base_url or self.default_base_url()).rstrip("/")
+        self._host_overrides = {**self.deployment_hosts(base_url), **self.settings.get("hosts", {})}
+        self.runtime_secrets: list[str] = []  # secrets learnt while running (e.g. an OAuth token)
         # Called before every HTTP request; the driver installs its rate pacer here, so a hook that
         # needs two requests (a token, then a create) is paced per request, not per call.
         self.pace: Callable[[], None] = _no_pacing
@@ -162,14 +186,89 @@ class Adapter:
     def load_settings(cls, settings: dict) -> dict:
         """Validate and complete settings; errors are keyed ``adapter.settings.<field>``."""
         try:
-            return cls.settings_schema().load(settings or {})
+            loaded = cls.settings_schema().load(settings or {})
         except ValidationError as err:
             messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
             errors = {f"adapter.settings.{key}": _as_list(msgs) for key, msgs in messages.items()}
             raise ValidationFailed(f"Invalid settings for the {cls.__name__} adapter", errors=errors) from None
+        hosts, errors = {}, {}
+        for role, url in (loaded.get("hosts") or {}).items():
+            problem = cls.host_problem(role, url)
+            if problem:
+                errors[f"adapter.settings.hosts.{role}"] = [problem]
+            else:
+                hosts[role] = url.rstrip("/")
+        if errors:
+            raise ValidationFailed(f"Invalid settings for the {cls.__name__} adapter", errors=errors)
+        loaded["hosts"] = hosts
+        return loaded
 
-    def default_base_url(self) -> str:
-        return self.base_url_default
+    @classmethod
+    def host_problem(cls, role: str, url: Any) -> str | None:
+        """Why ``url`` cannot serve as the ``role`` host, or None."""
+        if role not in cls.hosts:
+            known = ", ".join(sorted(cls.hosts)) or "none"
+            return f"Unknown host role '{role}' for {cls.__name__} (roles: {known})."
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            return "Must be an http(s) base URL, e.g. https://sandbox.example.com."
+        if parts.query or parts.fragment or parts.username or parts.password:
+            return "Must be a base URL without query, fragment or credentials."
+        return None
+
+    @classmethod
+    def deployment_hosts(cls, base_url: str | dict | None, setting: str = "EXCHANGE_ADAPTER_BASE_URLS") -> dict:
+        """Host overrides from the deployment (one URL for every role, or a role -> URL map)."""
+        if not base_url:
+            return {}
+        pairs = base_url.items() if isinstance(base_url, dict) else ((role, base_url) for role in cls.hosts)
+        hosts, errors = {}, {}
+        for role, url in pairs:
+            problem = cls.host_problem(role, url)
+            if problem:
+                errors[f"{setting}.{getattr(cls, 'name', cls.__name__)}.{role}"] = [problem]
+            else:
+                hosts[role] = url.rstrip("/")
+        if errors:
+            raise ValidationFailed(f"Invalid host override for the {cls.__name__} adapter", errors=errors)
+        return hosts
+
+    def default_host(self, role: str) -> str:
+        """The partner's own base URL for ``role``; subclasses pick by region or setting."""
+        return self.hosts[role]
+
+    @property
+    def base_url(self) -> str:
+        """The ``api`` host: kept for plug-ins written before host roles (one base URL each)."""
+        return self.host("api") if "api" in self.hosts else ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        legacy = cls.__dict__.get("base_url_default")
+        if legacy and "hosts" not in cls.__dict__:  # a plug-in declaring one base URL: the ``api`` role
+            cls.hosts = {"api": legacy}
+
+    def host(self, role: str) -> str:
+        """The base URL to use for ``role``: endpoint setting, then deployment, then the partner's."""
+        return (self._host_overrides.get(role) or self.default_host(role)).rstrip("/")
+
+    @staticmethod
+    def rebase(url: str, base: str) -> str:
+        """``url`` with its scheme and host (and any path prefix of ``base``) replaced by ``base``."""
+        target, parts = urlsplit(base), urlsplit(url)
+        return urlunsplit((target.scheme, target.netloc, target.path.rstrip("/") + parts.path, parts.query, ""))
+
+    @classmethod
+    def describe_limits(cls) -> list[dict[str, Any]]:
+        return [limit.as_dict() for limit in cls.limits]
+
+    def sample_row(self) -> dict[str, str]:
+        """One clearly fake member for the smoke check (``exchange adapters check``)."""
+        raise NotImplementedError
+
+    def read_back(self) -> dict[str, Any]:
+        """What the partner reports about the segment now (counts, states); {} when it tells nothing."""
+        return {}
 
     # -- hooks ----------------------------------------------------------------------------
     def check(self) -> None:
@@ -195,7 +294,7 @@ class Adapter:
     # -- helpers for subclasses -----------------------------------------------------------
     def secret_values(self) -> list[str]:
         """Every string that must never appear in a message or a log line."""
-        values: list[str] = []
+        values: list[str] = [v for v in self.runtime_secrets if v]
         for name in secret_names(self.settings_schema):
             value = self.settings.get(name)
             if not value:
@@ -221,22 +320,25 @@ class Adapter:
         what: str,
         auth_setting: str | None = None,
         ok: tuple[int, ...] = (),
+        paced: bool = True,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request; map transport failures and error statuses through the one table.
 
         ``what`` names the operation for messages (never the URL: it can hold a secret).
-        Statuses listed in ``ok`` are returned to the caller instead of raising.
+        Statuses listed in ``ok`` are returned to the caller instead of raising. ``paced=False``
+        skips the rate pacer for a route the partner's limit does not cover (e.g. an OAuth token).
         """
         kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
-        self.pace()
+        if paced:
+            self.pace()
         try:
             response = self.session.request(method, url, **kwargs)
-        except (requests.Timeout, requests.ConnectionError) as err:
-            # The exception text carries the URL: report only its kind.
-            raise RetryableTransferError(f"{self.title}: {what} failed ({type(err).__name__})") from None
-        except requests.RequestException as err:
-            raise PermanentTransferError(f"{self.title}: {what} failed ({type(err).__name__})") from None
+        except (requests.RequestException, OSError) as err:
+            # Resolved by the one exception table; the exception text carries the URL: report only its kind.
+            outcome = classify(err)
+            raise error_for(Outcome(outcome.resolution, f"{self.title}: {what} failed ({type(err).__name__})"),
+                            hint=False) from None
         if response.status_code in ok:
             return response
         detail = f"{self.title}: {what} answered HTTP {response.status_code}"
@@ -248,6 +350,7 @@ class Adapter:
             detail=self.scrub(detail),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             auth_setting=auth_setting or self.auth_setting,
+            overrides=self.status_overrides,
         )
         if exc is not None:
             raise exc

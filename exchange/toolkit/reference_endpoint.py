@@ -70,8 +70,16 @@ class ReferenceApp:
         credential: str | None = None,
         *,
         extra_identifiers: Iterable[str] = (),
+        oauth=None,
     ):
+        """``oauth`` (an :class:`~exchange.toolkit.ref_oauth.OAuthSettings`) also makes the endpoint its own
+        OAuth 2.0 authorization server under ``/oauth``; the access tokens it issues are accepted as credentials."""
         extra = tuple(extra_identifiers)
+        self.oauth_app = self.oauth_store = None
+        if oauth is not None:
+            from exchange.toolkit.ref_oauth import create_oauth_app
+
+            self.oauth_app, self.oauth_store = create_oauth_app(oauth)
         self.producer = ProducerFolder(producer_dir, extra_identifiers=extra) if producer_dir else None
         self.consumer = ConsumerFolder(consumer_dir, extra_identifiers=extra) if consumer_dir else None
         self.credential = credential
@@ -89,6 +97,8 @@ class ReferenceApp:
 
     def dispatch(self, request: Request) -> Response:
         """Route a request; every failure becomes a problem document, never a bare 500 page."""
+        if self.oauth_app is not None and request.path.startswith("/oauth/"):
+            return Response.from_app(self.oauth_app, request.environ, buffered=True)
         try:
             endpoint, args = self.url_map.bind_to_environ(request.environ).match()
             if endpoint != "healthz":
@@ -105,13 +115,15 @@ class ReferenceApp:
             return problem_response(error, allow)
 
     def _authorize(self, request: Request) -> None:
-        if self.credential is None:
+        if self.credential is None and self.oauth_store is None:
             return
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         # Constant-time comparison: the credential is a shared secret.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self.credential.encode()
-        ):
+        accepted = scheme.lower() == "bearer" and (
+            (self.credential is not None and hmac.compare_digest(token.strip().encode(), self.credential.encode()))
+            or (self.oauth_store is not None and self.oauth_store.valid(token.strip()))
+        )
+        if not accepted:
             raise Unauthorized("a valid 'Authorization: Bearer <credential>' header is required")
 
     def on_healthz(self, request: Request) -> Response:
@@ -199,8 +211,10 @@ class ReferenceEndpoint:
         host: str = "127.0.0.1",
         port: int = 0,
         extra_identifiers: Iterable[str] = (),
+        oauth=None,
     ):
-        self.app = ReferenceApp(producer_dir, consumer_dir, credential, extra_identifiers=extra_identifiers)
+        self.app = ReferenceApp(producer_dir, consumer_dir, credential, extra_identifiers=extra_identifiers,
+                                oauth=oauth)
         self.host = host
         self.port = port
         self._server: BaseWSGIServer | None = None

@@ -9,15 +9,17 @@ CSRF cannot reach the JSON API; every page form carries a CSRF token.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Flask
 
-web = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-                static_url_path="/ui/static")
+from .blueprint import web
+
+__all__ = ["register", "web"]
 
 
 def register(app: Flask) -> None:
     """Attach the pages, the session hooks and the template helpers to ``app``."""
     from . import (  # noqa: F401 - importing registers the routes on the blueprint
+        applications,
         catalog,
         dashboard,
         endpoints,
@@ -25,6 +27,7 @@ def register(app: Flask) -> None:
         keys,
         session,
         shares,
+        webhooks,
     )
 
     app.register_blueprint(web)

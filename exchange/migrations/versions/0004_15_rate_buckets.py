@@ -1,7 +1,7 @@
 """token buckets shared across web processes (issue 15)
 
 Revision ID: i15_rate_buckets
-Revises: 0001
+Revises: i16_applications
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i15_rate_buckets"
-down_revision = "0001"
+down_revision = "i16_applications"
 branch_labels = None
 depends_on = None
 
