@@ -22,6 +22,12 @@ API_DESCRIPTION = (
 class ExchangeApi(Api):
     """flask-smorest's Api, documenting errors as the problem documents the app really sends."""
 
+    def _init_spec(self, *args, **kwargs):
+        super()._init_spec(*args, **kwargs)
+        from .openapi_stable import StableSpec
+
+        self.spec.__class__ = StableSpec  # component names and phrases independent of the Python version
+
     def _register_responses(self):
         from .schemas.common import ProblemSchema
 

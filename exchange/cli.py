@@ -130,7 +130,7 @@ def keys_rotate() -> None:
 @click.option("--port", default=None, type=int, help="Port (default EXCHANGE_PORT or 8080).")
 def demo(host: str | None, port: int | None) -> None:
     """Set up (or reuse) the demo: reference endpoints, shares, a first run; then serve until Ctrl-C."""
-    from .demo import run_demo
+    from .demo import DemoStopped, run_demo
     from .errors import ConfigError
 
     cfg = Config.from_env()
@@ -138,6 +138,8 @@ def demo(host: str | None, port: int | None) -> None:
         run_demo(cfg, host=host or cfg.host, port=port or cfg.port, out=click.echo)
     except ConfigError as exc:
         raise click.ClickException(exc.detail) from exc
+    except DemoStopped:
+        click.echo("stopped")
 
 
 @main.command()
