@@ -19,7 +19,7 @@ from .jsonbody import has_control_chars
 
 @lru_cache(maxsize=512)
 def _query_names(view_func, method: str) -> frozenset[str] | None:
-    """Names the route's query schema accepts, or None when the route declares no query schema."""
+    """Names a list route's query schema accepts, or None when the route is not a list route."""
     view_class = getattr(view_func, "view_class", None)
     handler = getattr(view_class, method.lower(), None) if view_class is not None else view_func
     if handler is None and method == "HEAD" and view_class is not None:
@@ -34,7 +34,9 @@ def _query_names(view_func, method: str) -> frozenset[str] | None:
         schema = schema() if isinstance(schema, type) and issubclass(schema, Schema) else schema
         found = True
         names.update(f.data_key or name for name, f in schema.fields.items() if not f.dump_only)
-    return frozenset(names) if found else None
+    # list routes (paginated) only: other routes, such as an OAuth redirect back, may receive
+    # parameters they do not know (a provider adds its own) and must not fail on them
+    return frozenset(names) if found and "page" in names else None
 
 
 def check_path_and_query() -> None:

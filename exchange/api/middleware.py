@@ -21,6 +21,8 @@ from .ratelimit import RateLimiter, open_store
 
 # data-plane uploads stream CSV and have their own, larger limit
 STREAMING_ENDPOINTS = {"audiences.AudienceData", "deliveries.DeliveryData"}
+# routes reached without credentials: the OAuth redirect back from a provider carries its own state
+PUBLIC_API_ROUTES = {"applications.ConnectCallback"}
 # the only routes an endpoint-scoped key may call (each view re-checks which endpoint it may touch)
 ENDPOINT_KEY_ROUTES = {"audiences.AudienceMetadata", "audiences.AudienceData", "deliveries.Deliveries",
                        "deliveries.DeliveryById", "deliveries.DeliveryData", "deliveries.AckDelivery"}
@@ -58,6 +60,8 @@ def _begin() -> Response | None:
 def _authorise() -> None:
     """Every ``/v1`` route needs a principal; endpoint keys reach only their endpoint's data plane."""
     p = getattr(g, "principal", None)
+    if request.endpoint in PUBLIC_API_ROUTES:
+        return
     if p is None:
         raise Unauthorized("Authentication required: send 'Authorization: Bearer <API key>'.")
     if p.scope != "endpoint":

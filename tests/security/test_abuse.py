@@ -35,9 +35,18 @@ def test_bucket_refills():
     limiter.hit("k")
 
 
+def _frozen(app, at=1_000_000.0):
+    """Stop the clock of the app's shared buckets: no refill while a test floods (slow machines)."""
+    from exchange.api.middleware import limiter
+
+    with app.test_request_context():
+        limiter().store.clock = lambda: at
+
+
 def test_bad_key_flood_never_refuses_a_valid_key(make_exchange):
     """300 wrong keys from one address: failures turn into 429, the valid key from there still works."""
     rt, app = make_exchange()
+    _frozen(app)
     client = app.test_client()
     good = new_account(rt, client, "A")
     codes = [client.get("/v1/endpoints", headers={"Authorization": f"Bearer aex_{i:012x}_nope"}).status_code
@@ -58,6 +67,7 @@ def test_bad_key_flood_never_refuses_a_valid_key(make_exchange):
 def test_failures_counted_per_key_prefix(make_exchange):
     """Guessing one key's secret from many addresses is throttled by the key prefix; its owner is not."""
     rt, app = make_exchange()
+    _frozen(app)
     client = app.test_client()
     good = new_account(rt, client, "A")
     prefix = good.token.split("_")[1]
@@ -73,6 +83,8 @@ def test_limits_are_shared_between_processes(make_exchange):
     rt, app = make_exchange(rate_limit_per_minute=60)
     a = new_account(rt, app.test_client(), "A")
     other = create_app(runtime=Runtime(rt.config))  # a second process' app over the same database
+    _frozen(app)
+    _frozen(other)
     b_client = other.test_client()
     headers = {"Authorization": f"Bearer {a.token}"}
     codes = [a.get("/v1/endpoints").status_code for _ in range(5)]
