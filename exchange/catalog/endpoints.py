@@ -6,6 +6,7 @@ runtime's secret box and never leave through :func:`endpoint_view`.
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import TYPE_CHECKING
 
 from marshmallow import ValidationError
@@ -58,6 +59,10 @@ def _adapter_settings(rt: Runtime, adapter: dict) -> tuple[str, dict, dict]:
 
 
 def _apply(rt: Runtime, ep: Endpoint, data: dict) -> None:
+    if isinstance(data.get("name"), str) and any(unicodedata.category(ch) == "Cc" for ch in data["name"]):
+        # the API refuses these before validation; the web form arrives here directly
+        raise ValidationFailed("Names may not contain control characters.",
+                               errors={"name": ["Control characters (such as NUL, tab or newline) are not allowed."]})
     for field in ("contact_url", "webhook_url"):
         if field in data:
             _check_url(rt, field, data[field])

@@ -222,6 +222,17 @@ def test_control_characters_refused_in_names_and_paths(make_exchange):
     ok = api.post("/v1/endpoints", json={"name": "Café – Zürich 東京", "contact_url": "http://p.example",
                                          "producer": {"transport": "push"}, "identifiers": ["email"]})
     assert ok.status_code == 201, ok.json
+    # the service refuses them too (the web forms call it directly)
+    from exchange.auth.keys import create_key
+    from exchange.catalog.endpoints import register_endpoint
+    from exchange.errors import ValidationFailed
+
+    with rt.db.session() as s:
+        with pytest.raises(ValidationFailed):
+            create_key(s, api.account_id, scope="account", name="web\x00form")
+        with pytest.raises(ValidationFailed):
+            register_endpoint(rt, s, api.account_id, {"name": "a\nb", "contact_url": "http://p.example",
+                                                      "producer": {"transport": "push"}, "identifiers": ["email"]})
     r = api.get("/v1/endpoints/abc%00def")
     assert r.status_code == 404 and r.content_type == "application/problem+json"
     r = api.put(f"/v1/endpoints/{ok.json['id']}/audiences/x%00y", json={"name": "x"})
