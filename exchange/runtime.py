@@ -43,7 +43,7 @@ class Runtime:
 
         return SecretBox(self.config.secret_keys)
 
-    def credential(self, ep: Endpoint):
+    def credential(self, ep: Endpoint) -> Any:  # str | None, or an OAuthBearer (formats as the token)
         """The endpoint's outbound bearer credential, decrypted (never stored in the clear). For an
         endpoint connected by OAuth 2.0, an object whose ``str()`` is the current access token: refreshed
         first when about to expire, and once more on a 401 (``exchange.applications.tokens``)."""
