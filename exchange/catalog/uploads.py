@@ -31,6 +31,8 @@ from ..transfer.csvio import CsvLimits
 
 KNOWN_IDENTIFIERS = ("email", "email_sha256", "phone_e164", "phone_sha256", "maid", "cookie_id", "customer_id")
 _BLANK_AFTER = re.compile(rb"\n\r?(?=\n)")  # a newline followed by an empty (or lone-CR) line
+# a whole quoted field, "" escapes included (possessive: an unclosed field never matches a prefix)
+_QUOTED_FIELD = re.compile(rb'"[^"]*+(?:""[^"]*+)*+"')
 _INFLATE_FLOOR = 16 << 20  # the ratio bound applies beyond this many inflated bytes
 
 
@@ -156,8 +158,23 @@ def _scan(stats: UploadStats, chunk: bytes) -> None:
         raise CsvDataError(f"The body is not CSV: NUL byte on line {line} (binary data?).")
     _check_lines(stats, chunk)
     limit = stats.limits.max_line_chars
+    if b'"' in chunk:
+        while stats._in_quotes and chunk:  # finish the field left open by the previous chunk, line by line
+            line = chunk[:chunk.find(b"\n") + 1] or chunk
+            _scan_exact(stats, line, limit)
+            chunk = chunk[len(line):]
+        if not chunk or _scan_quoted_fast(stats, chunk, limit):
+            return
+        cut = chunk.rfind(b"\n") + 1  # often only the last, unfinished row holds an open quote
+        if 0 < cut < len(chunk) and _scan_quoted_fast(stats, chunk[:cut], limit):
+            chunk = chunk[cut:]
+    _scan_exact(stats, chunk, limit)
+
+
+def _scan_exact(stats: UploadStats, chunk: bytes, limit: int) -> None:
+    """Quote by quote: quoted fields that span chunks, escapes split between chunks."""
     parts = chunk.split(b'"') if b'"' in chunk else [chunk]
-    offset = 0
+    offset, opened = 0, -1
     for i, part in enumerate(parts):
         if i:
             previous = parts[i - 1]
@@ -168,8 +185,7 @@ def _scan(stats: UploadStats, chunk: bytes) -> None:
                 if stats._just_closed and not previous:
                     stats._in_quotes = True  # "" inside a quoted field: an escaped quote
                 elif before in (b",", b"\n", b""):
-                    stats._in_quotes, stats._quoted = True, 0
-                    stats._quote_line = stats._lines + chunk.count(b"\n", 0, offset) + 1
+                    stats._in_quotes, stats._quoted, opened = True, 0, offset
                 stats._just_closed = False
             stats._line_blank = False
             offset += 1
@@ -178,13 +194,46 @@ def _scan(stats: UploadStats, chunk: bytes) -> None:
         if stats._in_quotes:
             stats._quoted += len(part)
             if stats._quoted > limit:
+                _note_quote_line(stats, chunk, opened)
                 raise CsvDataError(f"The quoted field starting on line {stats._quote_line} runs for more than "
                                    f"{limit} bytes: an unterminated quote?")
         else:
             _records_outside(stats, part)
         offset += len(part)
+    if stats._in_quotes:
+        _note_quote_line(stats, chunk, opened)
     stats._lines += chunk.count(b"\n")
     stats._prev = chunk[-1:]
+
+
+def _scan_quoted_fast(stats: UploadStats, chunk: bytes, limit: int) -> bool:
+    """The common case in C speed: every quoted field of ``chunk`` opens and closes inside it.
+
+    Complete quoted fields (opening at a field start, ``""`` escapes included) are replaced by one
+    byte, so their newlines do not end records; what remains must hold no opening quote. Otherwise
+    (a field spanning chunks, an escape split between chunks) returns False for the exact scan."""
+    if stats._in_quotes or len(chunk) > limit or chunk.endswith(b'"'):
+        return False
+    if chunk.startswith(b'"') and (stats._just_closed or stats._prev not in (b",", b"\n", b"")):
+        return False
+    # each complete quoted field becomes one NUL (NUL bytes were refused already); all of them must
+    # start a field (after a comma, a newline or the start), and no quote may be left over
+    rest = _QUOTED_FIELD.sub(b"\x00", chunk)
+    fields = rest.count(b"\x00")
+    at_field_start = rest.count(b",\x00") + rest.count(b"\n\x00") + rest.startswith(b"\x00")
+    if fields != at_field_start or b'"' in rest:
+        return False
+    _records_outside(stats, rest)
+    stats._just_closed = False
+    stats._lines += chunk.count(b"\n")
+    stats._prev = chunk[-1:]
+    return True
+
+
+def _note_quote_line(stats: UploadStats, chunk: bytes, opened: int) -> None:
+    """The line of the quoted field still open (worked out once, not for every quote)."""
+    if opened >= 0:
+        stats._quote_line = stats._lines + chunk.count(b"\n", 0, opened) + 1
 
 
 def _parse_header(head: bytes, limits: CsvLimits) -> list[str]:
