@@ -21,10 +21,9 @@ SIZES = (("1m", 1_000_000), ("10m", 10_000_000))
 _CHILD = r"""
 import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
-from exchange.transfer import columnar
 from exchange.transfer.pipeline import run_transform
 path, workdir = sys.argv[2], sys.argv[3]
-columnar.ENABLED = len(sys.argv) < 5 or sys.argv[4] == "1"  # compare_columnar.py passes "0" for Python
+workers = int(sys.argv[4]) if len(sys.argv) > 4 else None
 
 def chunks():
     with open(path, "rb") as f:
@@ -38,7 +37,8 @@ rules = [
 ]
 cpu0, t0 = sum(os.times()[:2]), time.perf_counter()
 result = run_transform(chunks(), gzip=False, rules=rules, identifier_types={"email_sha256"},
-                       out_path=os.path.join(workdir, "out.csv"), rejects_path=os.path.join(workdir, "rej.csv"))
+                       out_path=os.path.join(workdir, "out.csv"), rejects_path=os.path.join(workdir, "rej.csv"),
+                       workers=workers)
 wall, cpu = time.perf_counter() - t0, sum(os.times()[:2]) - cpu0
 def _hwm():  # peak RSS of this process (ru_maxrss would inherit the parent's high-water mark)
     with open("/proc/self/status") as fh:
