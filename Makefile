@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test openapi bench lint chromium screenshots clean
+.PHONY: install run test openapi docs bench lint chromium screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: install chromium
 
 openapi: install
 	$(BIN)/exchange openapi --out openapi/openapi.json
+
+# configuration tables (README, docs/deploy.md) and docs/commands.md, generated from the code
+docs: install
+	$(BIN)/python -m exchange.docgen
 
 bench: install
 	$(BIN)/python bench/run.py

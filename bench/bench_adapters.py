@@ -1,8 +1,11 @@
 """Partner adapter throughput against the local fakes (SPEC §14: ≥ 80% of the partner's rate limit).
 
 Each adapter delivers ids through the real driver to its fake, which adds 20 ms per request and
-enforces the adapter's declared rate limit (answering 429 above it), so going too fast shows up as
-429s and waits, not as a better score. The fake runs in its own process, as a partner would: in
+enforces the partner's limit (answering 429 above it) — Equativ's fake its observed 1,000
+profiles/s, the others the requests/s their adapter declares (nothing is published for them) — so
+going too fast shows up as 429s and waits, not as a better score. The share is measured against
+the partner's real limit in ids per second as the adapter publishes it in ``limits`` (GET
+/v1/adapters), with its status (documented / observed / assumed). The fake runs in its own process, as a partner would: in
 this process it would compete for the GIL (parsing a 1,000-profile GraphQL document alone takes
 StackAdapt's fake ~60 ms of CPU) and the bench would measure the fake instead of the adapter. Reported per
 adapter: requests/s at the fake (steady state,
@@ -35,12 +38,23 @@ FULL = 1_000_000
 DEFAULT_SECONDS = {"equativ": 10, "batch": 15, "stackadapt": 10, "equals": 10}
 
 
+def partner_limit(cls) -> tuple[float, str]:
+    """The partner's limit in ids/s and how sure we are of it (from the adapter's ``limits``)."""
+    for limit in cls.limits:
+        if limit.name in ("profiles_per_second", "ids_per_second"):
+            return float(limit.value), limit.status
+    for limit in cls.limits:
+        if limit.name == "requests_per_second":
+            return float(limit.value) * cls.batch_size, limit.status
+    return cls.rate_limit * cls.batch_size, "assumed"
+
+
 def _ids_for(name: str) -> int:
     override = os.environ.get("BENCH_ADAPTERS_IDS")
     if override:
         return int(override)
-    cls = get_adapter(name)
-    return min(FULL, int(DEFAULT_SECONDS[name] * cls.rate_limit * cls.batch_size))
+    seconds = float(os.environ.get("BENCH_ADAPTERS_SECONDS", DEFAULT_SECONDS[name]))
+    return min(FULL, int(seconds * partner_limit(get_adapter(name))[0]))
 
 
 def _serve(name: str, options: dict, conn) -> None:
@@ -50,7 +64,15 @@ def _serve(name: str, options: dict, conn) -> None:
     conn.send((kit.good_settings(fake), kit.base_url(fake)))
     conn.recv()
     fake.stop()
-    conn.send(([rec.at for rec in fake.requests if kit.rows_in(rec)], fake.throttled))
+    batches = [(rec.at, kit.rows_in(rec)) for rec in fake.requests if kit.rows_in(rec)]
+    conn.send((batches, fake.throttled))
+
+
+def _fake_options(name: str, cls) -> dict:
+    options = {"latency": LATENCY, "rate_limit": cls.rate_limit}
+    if name == "equativ":  # the observed limit counts profiles, not requests (token, segment: unpaced)
+        options.update(rate_limit=None, profiles_per_second=partner_limit(cls)[0])
+    return options
 
 
 def bench_one(name: str) -> list[dict]:
@@ -58,7 +80,7 @@ def bench_one(name: str) -> list[dict]:
     count = _ids_for(name)
     parent, child = multiprocessing.get_context("fork").Pipe()
     process = multiprocessing.get_context("fork").Process(
-        target=_serve, args=(name, {"latency": LATENCY, "rate_limit": cls.rate_limit}, child), daemon=True
+        target=_serve, args=(name, _fake_options(name, cls), child), daemon=True
     )
     process.start()
     events: list[str] = []
@@ -72,20 +94,25 @@ def bench_one(name: str) -> list[dict]:
             elapsed = time.perf_counter() - started
     finally:
         parent.send("stop")
-        arrivals, throttled = parent.recv()
+        batches, throttled = parent.recv()
         process.join(timeout=10)
-    steady = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
+    # Steady state at the partner: ids of every batch but the last over first-to-last arrival.
+    span = batches[-1][0] - batches[0][0] if len(batches) > 1 else 0.0
+    steady_requests = (len(batches) - 1) / span if span else 0.0
+    steady_ids = sum(n for _, n in batches[:-1]) / span if span else 0.0
     ids_per_s = report.accepted / elapsed
     bench = f"adapter_delivery[{name}]"
-    limit_ids = cls.rate_limit * cls.batch_size
+    limit_ids, status = partner_limit(cls)
     return [
         {"benchmark": bench, "metric": "ids_sent", "value": report.accepted, "unit": "ids",
          "target": f"{FULL} (smaller by default; BENCH_ADAPTERS_IDS={FULL} for the full run)"},
-        {"benchmark": bench, "metric": "requests_per_s", "value": round(steady, 2), "unit": "req/s",
-         "target": f">= {TARGET_SHARE * cls.rate_limit:g} (80% of {cls.rate_limit:g} req/s)"},
-        {"benchmark": bench, "metric": "ids_per_s", "value": round(ids_per_s), "unit": "ids/s",
-         "target": f">= {TARGET_SHARE * limit_ids:g} (80% of {limit_ids:g} ids/s)"},
-        {"benchmark": bench, "metric": "share_of_rate_limit", "value": round(steady / cls.rate_limit, 3),
+        {"benchmark": bench, "metric": "requests_per_s", "value": round(steady_requests, 2), "unit": "req/s",
+         "target": f"paced at {cls.rate_limit:g} req/s"},
+        {"benchmark": bench, "metric": "ids_per_s_at_partner", "value": round(steady_ids), "unit": "ids/s",
+         "target": f">= {TARGET_SHARE * limit_ids:g} (80% of the partner's {limit_ids:g} ids/s, {status})"},
+        {"benchmark": bench, "metric": "ids_per_s_end_to_end", "value": round(ids_per_s), "unit": "ids/s",
+         "target": "measured (includes token, segment creation and read-back)"},
+        {"benchmark": bench, "metric": "share_of_partner_limit", "value": round(steady_ids / limit_ids, 3),
          "unit": "ratio", "target": f">= {TARGET_SHARE}"},
         {"benchmark": bench, "metric": "seconds_for_1M_ids", "value": round(FULL / ids_per_s, 1), "unit": "s",
          "target": "measured" if report.accepted >= FULL else "extrapolated from ids_per_s"},

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import http
-import logging
 
 from flask import Flask
 from flask_smorest import Api
@@ -41,8 +40,9 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
                start_background: bool = False) -> Flask:
     config = config or (runtime.config if runtime else Config.from_env())
     runtime = runtime or Runtime(config)
-    logging.basicConfig(level=config.log_level)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every one-second tick
+    from .logging_setup import configure as configure_logging
+
+    configure_logging(config)  # level and format (plain | json) from the configuration
 
     app = Flask(__name__)
     if config.proxy_hops:
@@ -92,10 +92,17 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
 
     for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters, audit, account):
         api.register_blueprint(module.blp)
+    from .api import webhooks as webhooks_api
+
+    api.register_blueprint(webhooks_api.blp)
     from .web import register as register_web
     register_web(app)
     problems.register(app)
     middleware.register(app)
+    if config.log_format == "json":
+        from .logging_setup import log_requests
+
+        log_requests(app)
 
     if start_background:
         runtime.start_background()

@@ -102,6 +102,7 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
     from .server import run_gunicorn
 
     cfg = Config.from_env()
+    _preflight(cfg, "serve", migrations=False).db.dispose()  # serve itself migrates next
     run_gunicorn(cfg, host=host or cfg.host, port=port or cfg.port, workers=workers, threads=threads)
 
 
@@ -141,15 +142,76 @@ def demo(host: str | None, port: int | None) -> None:
 
 @main.command()
 @click.option("--concurrency", default=2, show_default=True, type=int, help="Jobs run at once.")
-def worker(concurrency: int) -> None:
+@click.option("--metrics-port", default=None, type=int,
+              help="Serve Prometheus /metrics of this worker on this port (e.g. 9100).")
+@click.option("--metrics-host", default="0.0.0.0", show_default=True, help="Interface of --metrics-port.")
+def worker(concurrency: int, metrics_port: int | None, metrics_host: str) -> None:
     """Run a Celery worker (EXCHANGE_EXECUTOR=celery, EXCHANGE_BROKER_URL=redis://… or amqp://…)."""
+    from .serving import standalone_metrics
+
+    standalone_metrics()  # before prometheus_client is imported
     from .jobs.celery_executor import run_worker
-    from .runtime import Runtime
 
     cfg = Config.from_env()
     if not cfg.broker_url:
         raise click.UsageError("Set EXCHANGE_BROKER_URL (redis://… or amqp://…) to run a worker.")
-    run_worker(Runtime(cfg), concurrency)
+    from celery.signals import setup_logging
+
+    from .logging_setup import configure as configure_logging
+
+    configure_logging(cfg)
+    # Celery would otherwise replace the root handler with its own format
+    setup_logging.connect(lambda **_: configure_logging(cfg), weak=False)
+    rt = _preflight(cfg, "worker", migrations=True, broker=True)
+    if metrics_port:
+        from .metrics import serve_metrics
+
+        serve_metrics(metrics_port, metrics_host, db=rt.db)
+    from .jobs.executor import worker_id
+    from .webhooks.dispatcher import Dispatcher
+
+    Dispatcher(rt, worker_id()).start()  # webhook outbox: delivered by whichever worker is free
+    run_worker(rt, concurrency)
+
+
+def _preflight(cfg: Config, command: str, *, migrations: bool, broker: bool | None = None):
+    """Refuse to start, with a one-line reason, when a dependency is misconfigured (not merely down)."""
+    from .health import DOWN, check_all, fatal
+    from .runtime import Runtime
+
+    rt = Runtime(cfg)
+    checks = check_all(rt, migrations=migrations, broker=broker)
+    bad = fatal(checks)
+    if bad is not None:
+        rt.db.dispose()
+        click.echo(f"exchange {command}: cannot start: {bad.name}: {bad.reason}", err=True)
+        sys.exit(3)
+    for c in checks:
+        if c.status == DOWN:
+            click.echo(f"exchange {command}: warning: {c.name}: {c.reason} (starting anyway; /readyz says "
+                       "not ready until it answers)", err=True)
+    return rt
+
+
+@main.group()
+def blobs() -> None:
+    """The blob store (uploads, job artifacts, deliveries)."""
+
+
+@blobs.command("init")
+def blobs_init() -> None:
+    """Create the bucket of EXCHANGE_BLOB_URL (s3://bucket/prefix) or its folder, then probe it.
+
+    Run it once per deployment before the first `exchange serve` (idempotent: an existing bucket is
+    kept). Needs s3:CreateBucket besides the permissions the exchange uses at run time.
+    """
+    from .health import init_blobs
+
+    try:
+        click.echo(init_blobs(Config.from_env()))
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, not a traceback
+        click.echo(f"exchange blobs init: failed: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(3)
 
 
 @main.command()
@@ -164,6 +226,55 @@ def openapi(out: str | None) -> None:
             fh.write(text)
     else:
         click.echo(text, nl=False)
+
+
+@main.group()
+def adapters() -> None:
+    """Partner adapters."""
+
+
+@adapters.command("check")
+@click.argument("adapter_type")
+@click.option("--settings", "settings_file", required=True, type=click.File("r", encoding="utf-8"),
+              help="JSON file with the adapter settings (your own credentials); - reads stdin.")
+@click.option("--base-url", "base_urls", multiple=True, metavar="URL|ROLE=URL",
+              help="Send to this host instead of the partner's (sandbox, proxy): one URL for every "
+                   "role, or ROLE=URL per role (roles: GET /v1/adapters → hosts). Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def adapters_check(adapter_type: str, settings_file, base_urls: tuple[str, ...], as_json: bool) -> None:
+    """Smoke-check an adapter against the partner: credentials, a test audience, add and remove one
+    test member, read back. Prints every request and answer with secrets scrubbed; exit code 0 on
+    pass, 1 on fail."""
+    from .adapters.registry import get_adapter
+    from .adapters.smoke import run_check
+    from .errors import NotFound
+    from .net import OutboundSession
+
+    try:
+        cls = get_adapter(adapter_type)
+    except NotFound as exc:
+        raise click.BadParameter(exc.detail, param_hint="ADAPTER_TYPE") from None
+    try:
+        settings = json.load(settings_file)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc})", param_hint="--settings") from None
+    if not isinstance(settings, dict):
+        raise click.BadParameter("must hold a JSON object", param_hint="--settings")
+    base_url: str | dict | None = None
+    for value in base_urls:
+        role, sep, url = value.partition("=")
+        if sep and "://" not in role:
+            base_url = {**(base_url if isinstance(base_url, dict) else {}), role: url}
+        elif base_url is None:
+            base_url = value
+        else:
+            raise click.BadParameter("give one URL, or ROLE=URL pairs", param_hint="--base-url")
+    cfg = Config.from_env()
+    with OutboundSession(allow_private=cfg.allow_private_urls,
+                         timeout=(cfg.http_connect_timeout, cfg.http_read_timeout)) as session:
+        report = run_check(cls, settings, session=session, base_url=base_url)
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.render())
+    sys.exit(0 if report.ok else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,42 +17,51 @@ def _bool(value: str) -> bool:
 @dataclass
 class Config:
     # --- storage ---------------------------------------------------------------------------
-    var_dir: Path = Path("var")
-    database_url: str = ""  # default: sqlite under var_dir
-    blob_url: str = ""  # default: var_dir / "blobs"; or s3://bucket/prefix
-    s3_endpoint_url: str = ""  # for S3-compatible stores (moto, MinIO)
+    var_dir: Path = Path("var")  # local state: the default SQLite database, blob folder, metrics files
+    # SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@db:5432/exchange; default: SQLite under var_dir
+    database_url: str = ""
+    # a folder, file:// URL or s3://bucket/prefix (create it with `exchange blobs init`); default: var_dir/blobs
+    blob_url: str = ""
+    s3_endpoint_url: str = ""  # URL of an S3-compatible store (MinIO, Ceph, moto); path-style addressing then
     # --- security --------------------------------------------------------------------------
-    secret_key: str = "dev-insecure-secret-change-me"
+    secret_key: str = "dev-insecure-secret-change-me"  # **set it**: encrypts stored secrets, signs web sessions
     old_secret_keys: str = ""  # comma-separated keys that still decrypt (rotation)
-    allow_private_urls: bool = False
-    session_cookie_secure: bool = False
+    allow_private_urls: bool = False  # allow loopback/private endpoint URLs (demo, tests); keep false in production
+    session_cookie_secure: bool = False  # send the web session cookie over HTTPS only; true behind TLS
     # --- limits ----------------------------------------------------------------------------
-    max_json_bytes: int = 1_048_576
-    max_upload_bytes: int = 5 * 1024**3
-    max_decompressed_bytes: int = 20 * 1024**3
-    rate_limit_per_minute: int = 6000
+    max_json_bytes: int = 1_048_576  # largest JSON request body (413 beyond)
+    max_upload_bytes: int = 5 * 1024**3  # largest CSV upload body (match the proxy's limit)
+    max_decompressed_bytes: int = 20 * 1024**3  # largest decompressed upload or fetched source (zip bombs)
+    rate_limit_per_minute: int = 6000  # requests per API key per minute (429 + Retry-After beyond)
     # --- jobs ------------------------------------------------------------------------------
     executor: str = "process"  # process (child processes) | thread | celery | inline
-    workers: int = 4
-    broker_url: str = ""
-    scheduler: bool = True
-    catalog_refresh_seconds: int = 3600
+    workers: int = 4  # job workers of the embedded executor; unused with celery (use --concurrency)
+    broker_url: str = ""  # Celery broker, redis://host:6379/0 or amqp://user:pass@host:5672//
+    scheduler: bool = True  # run the scheduler in this process's runner (one leader is elected)
+    catalog_refresh_seconds: int = 3600  # PULL producers' catalogs are re-read this often
     source_wait_seconds: int = 600  # bound on a producer answering 202
     ack_deadline_seconds: int = 86400  # PULL consumer / 202 consumer must ack within
-    retention_days: int = 30
-    http_connect_timeout: float = 5.0
-    http_read_timeout: float = 60.0
-    max_attempts: int = 5
-    lease_seconds: int = 60  # a crashed worker's job is picked up again after this
-    scheduler_lease_seconds: int = 15  # a dead scheduler is replaced after this
-    # JSON {"adapter type": "base URL"}: point partner adapters at a sandbox, a proxy or a test fake
+    retention_days: int = 30  # job artifacts (sources, outputs, rejects) are deleted after this
+    http_connect_timeout: float = 5.0  # seconds to connect to an endpoint or partner
+    http_read_timeout: float = 60.0  # seconds to wait for an endpoint or partner to answer
+    max_attempts: int = 5  # attempts per outbound call (rate-limit waits do not count)
+    lease_seconds: int = 10  # a dead worker's job is taken over after this; running jobs renew it every third
+    scheduler_lease_seconds: int = 15  # a dead scheduler leader is replaced after this
+    # --- webhooks (the outbox) -------------------------------------------------------------
+    webhook_retry_base_seconds: float = 5.0  # first retry delay; doubles each attempt
+    webhook_retry_max_delay_seconds: int = 21600  # the doubling stops at this delay (6 h)
+    webhook_retry_window_seconds: int = 259200  # a message is retried this long (3 days), then failed
+    webhook_timeout_seconds: float = 10.0  # per delivery attempt
+    # JSON {"adapter type": "base URL"} or {"adapter type": {"host role": "base URL"}} (roles: GET
+    # /v1/adapters → hosts): point partner adapters at a sandbox, a proxy or a test fake
     adapter_base_urls: str = ""
     # --- server ----------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = 8080
-    public_url: str = ""
+    host: str = "127.0.0.1"  # default interface of `exchange serve --host`
+    port: int = 8080  # default port of `exchange serve --port`
+    public_url: str = ""  # the external base URL, e.g. https://exchange.example.com
     proxy_hops: int = 0  # trusted reverse proxies in front (X-Forwarded-For/-Proto/-Host/-Port/-Prefix)
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR, for web, runner and worker processes
+    log_format: str = "plain"  # plain | json (one JSON object per line)
     testing: bool = False
 
     extra: dict = field(default_factory=dict)
@@ -87,10 +96,20 @@ class Config:
             cfg.blob_url = str((cfg.var_dir / "blobs").resolve())
         return cfg
 
-    def adapter_base_url(self, adapter_type: str) -> str | None:
+    def adapter_base_url(self, adapter_type: str) -> str | dict | None:
+        """The host override for one adapter type (a URL, or a role -> URL map); the adapter validates it."""
         import json
 
-        return json.loads(self.adapter_base_urls or "{}").get(adapter_type)
+        from .errors import ConfigError
+
+        try:
+            overrides = json.loads(self.adapter_base_urls or "{}")
+        except ValueError:
+            raise ConfigError("EXCHANGE_ADAPTER_BASE_URLS must be a JSON object, e.g. "
+                              '{"batch": "https://sandbox.example"}') from None
+        if not isinstance(overrides, dict):
+            raise ConfigError("EXCHANGE_ADAPTER_BASE_URLS must be a JSON object keyed by adapter type")
+        return overrides.get(adapter_type)
 
     @property
     def secret_keys(self) -> list[str]:

@@ -5,11 +5,16 @@ here imports Flask, so the job engine can run anywhere.
 """
 from __future__ import annotations
 
+import json
 import logging
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .db import Database
+
+if TYPE_CHECKING:
+    from .models import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +28,7 @@ class Runtime:
 
     @cached_property
     def blobs(self):
-        from .transfer.blobstore import open_blob_store
+        from .blobs import open_blob_store
 
         return open_blob_store(self.config.blob_url, s3_endpoint_url=self.config.s3_endpoint_url or None)
 
@@ -32,6 +37,14 @@ class Runtime:
         from .secrets import SecretBox
 
         return SecretBox(self.config.secret_keys)
+
+    def credential(self, ep: Endpoint) -> str | None:
+        """The endpoint's outbound bearer credential, decrypted (never stored in the clear)."""
+        return self.secrets.decrypt(ep.credential_enc) if ep.credential_enc else None
+
+    def adapter_settings(self, ep: Endpoint) -> dict:
+        """The endpoint's adapter settings with their secrets, decrypted."""
+        return json.loads(self.secrets.decrypt(ep.adapter_settings_enc)) if ep.adapter_settings_enc else {}
 
     def http(self):
         """A new outbound HTTP session with the SSRF guard and default timeouts."""
@@ -52,7 +65,7 @@ class Runtime:
         """Start the worker pool and the scheduler (web process of the embedded deployment)."""
         self.executor.start()
         if self.config.scheduler:
-            from .jobs.scheduler import Scheduler
+            from .shares.scheduler import Scheduler
 
             self._scheduler = Scheduler(self)
             self._scheduler.start()

@@ -38,8 +38,10 @@ def _run_background(cfg: Config) -> None:
     import signal
     import threading
 
+    from .logging_setup import configure as configure_logging
     from .runtime import Runtime
 
+    configure_logging(cfg)
     rt = Runtime(cfg)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -91,12 +93,16 @@ def migrate(database_url: str) -> None:
 
 
 def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 2, threads: int = 8) -> None:
+    from .serving import control_socket_path, prepare_metrics, worker_exited
+
+    prepare_metrics(cfg, port)  # before anything imports prometheus_client
     migrate(cfg.database_url)
     runner = start_runner(cfg)
 
     def _on_exit(server) -> None:
         runner.terminate()
         runner.join(timeout=30)
+        worker_exited(runner.pid)
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -105,9 +111,12 @@ def run_gunicorn(cfg: Config, *, host: str, port: int, workers: int = 2, threads
         "timeout": 120,
         # uploads and downloads stream for as long as they need; keep-alive for pollers
         "keepalive": 5,
-        "accesslog": "-",
+        "accesslog": None if cfg.log_format == "json" else "-",  # JSON: the app logs each request
         "graceful_timeout": 30,
         "worker_exit": _worker_exit,
         "on_exit": _on_exit,
+        "child_exit": lambda server, worker: worker_exited(worker.pid),
+        # one control socket per `exchange serve`: two on one host must not share gunicorn's default path
+        "control_socket": control_socket_path(cfg, port),
     }
     _Gunicorn(cfg, options).run()

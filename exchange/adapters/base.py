@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from marshmallow import RAISE, Schema, ValidationError, fields
@@ -57,6 +57,27 @@ class BatchResult:
     events: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Limit:
+    """One partner limit the adapter honours, with where the number comes from.
+
+    ``status`` says how sure we are: ``documented`` (the partner's or the integrating platform's
+    own docs or code), ``observed`` (a third party's client or probe) or ``assumed`` (nothing
+    published; the adapter stays below it and the fake makes it configurable).
+    """
+
+    name: str
+    value: float
+    unit: str
+    status: Literal["documented", "observed", "assumed"]
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        value = int(self.value) if float(self.value).is_integer() else self.value
+        return {"name": self.name, "value": value, "unit": self.unit, "status": self.status,
+                "source": self.source}
+
+
 class AdapterSettingsSchema(Schema):
     """Settings every adapter shares; subclasses add their own fields."""
 
@@ -69,6 +90,16 @@ class AdapterSettingsSchema(Schema):
         metadata={
             "title": "Site id",
             "description": "Used in partner segment ids and descriptions; defaults to the account id.",
+        },
+    )
+    hosts = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        load_default=dict,
+        metadata={
+            "title": "Partner hosts",
+            "description": "Override the partner's base URLs by role (sandbox, proxy), e.g. "
+                           '{"api": "https://sandbox.example"}; roles are listed under "hosts" in GET /v1/adapters.',
         },
     )
 
@@ -139,19 +170,24 @@ class Adapter:
     concurrency: ClassVar[int] = 1  # requests in flight at once, within rate_limit
     requires_snapshot: ClassVar[bool] = True  # replace = adds + removes computed from snapshots
     auth_setting: ClassVar[str] = ""  # the setting blamed when the partner answers 401
-    base_url_default: ClassVar[str] = ""
+    # Outbound hosts by role -> default base URL. One shape for every adapter: each role can be
+    # overridden by the ``hosts`` setting of an endpoint, or by the deployment's
+    # EXCHANGE_ADAPTER_BASE_URLS ({"type": "url"} for every role, or {"type": {"role": "url"}}).
+    hosts: ClassVar[dict[str, str]] = {}
+    limits: ClassVar[tuple[Limit, ...]] = ()  # the partner's limits, as published in GET /v1/adapters
 
     def __init__(
         self,
         settings: dict,
         context: SegmentContext,
         session: requests.Session,
-        base_url: str | None = None,
+        base_url: str | dict | None = None,
     ) -> None:
         self.settings = self.load_settings(settings)
         self.context = context
         self.session = session
-        self.base_url = (base_url or self.default_base_url()).rstrip("/")
+        self._host_overrides = {**self.deployment_hosts(base_url), **self.settings.get("hosts", {})}
+        self.runtime_secrets: list[str] = []  # secrets learnt while running (e.g. an OAuth token)
         # Called before every HTTP request; the driver installs its rate pacer here, so a hook that
         # needs two requests (a token, then a create) is paced per request, not per call.
         self.pace: Callable[[], None] = _no_pacing
@@ -162,14 +198,78 @@ class Adapter:
     def load_settings(cls, settings: dict) -> dict:
         """Validate and complete settings; errors are keyed ``adapter.settings.<field>``."""
         try:
-            return cls.settings_schema().load(settings or {})
+            loaded = cls.settings_schema().load(settings or {})
         except ValidationError as err:
             messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
             errors = {f"adapter.settings.{key}": _as_list(msgs) for key, msgs in messages.items()}
             raise ValidationFailed(f"Invalid settings for the {cls.__name__} adapter", errors=errors) from None
+        hosts, errors = {}, {}
+        for role, url in (loaded.get("hosts") or {}).items():
+            problem = cls.host_problem(role, url)
+            if problem:
+                errors[f"adapter.settings.hosts.{role}"] = [problem]
+            else:
+                hosts[role] = url.rstrip("/")
+        if errors:
+            raise ValidationFailed(f"Invalid settings for the {cls.__name__} adapter", errors=errors)
+        loaded["hosts"] = hosts
+        return loaded
 
-    def default_base_url(self) -> str:
-        return self.base_url_default
+    @classmethod
+    def host_problem(cls, role: str, url: Any) -> str | None:
+        """Why ``url`` cannot serve as the ``role`` host, or None."""
+        if role not in cls.hosts:
+            known = ", ".join(sorted(cls.hosts)) or "none"
+            return f"Unknown host role '{role}' for {cls.__name__} (roles: {known})."
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            return "Must be an http(s) base URL, e.g. https://sandbox.example.com."
+        if parts.query or parts.fragment or parts.username or parts.password:
+            return "Must be a base URL without query, fragment or credentials."
+        return None
+
+    @classmethod
+    def deployment_hosts(cls, base_url: str | dict | None, setting: str = "EXCHANGE_ADAPTER_BASE_URLS") -> dict:
+        """Host overrides from the deployment (one URL for every role, or a role -> URL map)."""
+        if not base_url:
+            return {}
+        pairs = base_url.items() if isinstance(base_url, dict) else ((role, base_url) for role in cls.hosts)
+        hosts, errors = {}, {}
+        for role, url in pairs:
+            problem = cls.host_problem(role, url)
+            if problem:
+                errors[f"{setting}.{getattr(cls, 'name', cls.__name__)}.{role}"] = [problem]
+            else:
+                hosts[role] = url.rstrip("/")
+        if errors:
+            raise ValidationFailed(f"Invalid host override for the {cls.__name__} adapter", errors=errors)
+        return hosts
+
+    def default_host(self, role: str) -> str:
+        """The partner's own base URL for ``role``; subclasses pick by region or setting."""
+        return self.hosts[role]
+
+    def host(self, role: str) -> str:
+        """The base URL to use for ``role``: endpoint setting, then deployment, then the partner's."""
+        return (self._host_overrides.get(role) or self.default_host(role)).rstrip("/")
+
+    @staticmethod
+    def rebase(url: str, base: str) -> str:
+        """``url`` with its scheme and host (and any path prefix of ``base``) replaced by ``base``."""
+        target, parts = urlsplit(base), urlsplit(url)
+        return urlunsplit((target.scheme, target.netloc, target.path.rstrip("/") + parts.path, parts.query, ""))
+
+    @classmethod
+    def describe_limits(cls) -> list[dict[str, Any]]:
+        return [limit.as_dict() for limit in cls.limits]
+
+    def sample_row(self) -> dict[str, str]:
+        """One clearly fake member for the smoke check (``exchange adapters check``)."""
+        raise NotImplementedError
+
+    def read_back(self) -> dict[str, Any]:
+        """What the partner reports about the segment now (counts, states); {} when it tells nothing."""
+        return {}
 
     # -- hooks ----------------------------------------------------------------------------
     def check(self) -> None:
@@ -195,7 +295,7 @@ class Adapter:
     # -- helpers for subclasses -----------------------------------------------------------
     def secret_values(self) -> list[str]:
         """Every string that must never appear in a message or a log line."""
-        values: list[str] = []
+        values: list[str] = [v for v in self.runtime_secrets if v]
         for name in secret_names(self.settings_schema):
             value = self.settings.get(name)
             if not value:
@@ -221,15 +321,18 @@ class Adapter:
         what: str,
         auth_setting: str | None = None,
         ok: tuple[int, ...] = (),
+        paced: bool = True,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request; map transport failures and error statuses through the one table.
 
         ``what`` names the operation for messages (never the URL: it can hold a secret).
-        Statuses listed in ``ok`` are returned to the caller instead of raising.
+        Statuses listed in ``ok`` are returned to the caller instead of raising. ``paced=False``
+        skips the rate pacer for a route the partner's limit does not cover (e.g. an OAuth token).
         """
         kwargs.setdefault("timeout", DEFAULT_TIMEOUT)
-        self.pace()
+        if paced:
+            self.pace()
         try:
             response = self.session.request(method, url, **kwargs)
         except (requests.Timeout, requests.ConnectionError) as err:

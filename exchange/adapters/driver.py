@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from exchange import metrics
 from exchange.adapters.base import Adapter, BatchResult, Op, is_rate_limited
 from exchange.errors import InvalidCredentials, RetryableTransferError
 
@@ -195,16 +196,22 @@ class _Delivery:
                 with self.lock:
                     self.report.requests += 1
             try:
-                return fn()
+                result = fn()
+                _count(self.adapter, "ok")
+                return result
             except InvalidCredentials as exc:
+                _count(self.adapter, "failed")
                 raise self._credentials(exc) from None
             except RetryableTransferError as exc:
                 if is_rate_limited(exc):
+                    _count(self.adapter, "rate_limited")
                     rate_waits += 1
                     delay = exc.retry_after if exc.retry_after is not None else self._backoff(rate_waits)
                     self._rate_wait(delay, exc)
+                    metrics.partner_wait(getattr(self.adapter, "name", "unknown"), delay)
                     continue
                 attempt += 1
+                _count(self.adapter, "failed" if attempt >= self.max_attempts else "retry")
                 if attempt >= self.max_attempts:
                     raise RetryableTransferError(
                         f"{exc.detail} (gave up after {attempt} attempts)", retry_after=exc.retry_after
@@ -252,6 +259,10 @@ class _Delivery:
         setting = exc.setting or self.adapter.auth_setting
         detail = exc.detail if setting and setting in exc.detail else f"{exc.detail} (check the setting '{setting}')"
         return InvalidCredentials(self.adapter.scrub(detail), setting=setting)
+
+
+def _count(adapter, result: str) -> None:
+    metrics.partner_call(getattr(adapter, "name", "unknown"), result)
 
 
 def _chunks(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:

@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 
 from marshmallow import fields
 
-from exchange.adapters.base import Adapter, AdapterSettingsSchema, BatchResult, Op, secret
+from typing import Any
+
+from exchange.adapters.base import Adapter, AdapterSettingsSchema, BatchResult, Limit, Op, secret
 
 _MESSAGE_NS = uuid.UUID("6f1c7f4e-6a43-4d55-9a5e-2f7c1e0b9d11")
 
@@ -60,6 +62,22 @@ class EqualsAdapter(Adapter):
     concurrency = 4
     requires_snapshot = True
     auth_setting = "url"
+    # The Equals URL is the credential; the ``ingest`` role only replaces its scheme and host
+    # (a proxy or a sandbox), keeping the URL's secret path.
+    hosts = {"ingest": ""}
+    limits = (
+        Limit("events_per_request", 1, "identify events", "documented",
+              "Segment's Equals destination (send/index.ts): one event per request, no batching"),
+        Limit("requests_per_second", 100, "requests/s", "assumed", "not published; 429 and 5xx are retried"),
+    )
+
+    def default_host(self, role: str) -> str:
+        return ""
+
+    @property
+    def ingest_url(self) -> str:
+        base = self.host("ingest")
+        return self.rebase(self.settings["url"], base) if base else self.settings["url"]
 
     @property
     def trait(self) -> str:
@@ -80,7 +98,7 @@ class EqualsAdapter(Adapter):
         for row in rows:  # batch_size is 1; a loop keeps the hook honest for any size
             response = self.request(
                 "POST",
-                self.settings["url"],
+                self.ingest_url,
                 what=f"sending an identify ({'enter' if op == 'add' else 'exit'})",
                 json=self._identify(op, row),
                 ok=(403, 404),
@@ -91,6 +109,12 @@ class EqualsAdapter(Adapter):
                     f"Equals answered HTTP {response.status_code} at the Equals URL", "url"
                 )
         return BatchResult(accepted=len(rows))
+
+    def sample_row(self) -> dict[str, str]:
+        return {self.settings["user_id_column"]: "exchange-smoke-test-user", "email": "smoke-test@example.invalid"}
+
+    def read_back(self) -> dict[str, Any]:
+        return {"note": "Equals offers no read-back: the identify calls are the whole contract"}
 
     def _identify(self, op: Op, row: dict[str, str]) -> dict:
         user_id = row[self.settings["user_id_column"]].strip()

@@ -85,6 +85,8 @@ def describe(cls: type[Adapter]) -> dict[str, Any]:
         "batch_size": cls.batch_size,
         "rate_limit": cls.rate_limit,
         "concurrency": cls.concurrency,
+        "limits": cls.describe_limits(),
+        "hosts": dict(cls.hosts),
         "settings": settings_json_schema(cls.settings_schema),
     }
 

@@ -24,24 +24,27 @@ from typing import Any
 
 from marshmallow import fields, validate
 
-from exchange.adapters.base import Adapter, AdapterSettingsSchema, BatchResult, Op, secret
+from exchange.adapters.base import Adapter, AdapterSettingsSchema, BatchResult, Limit, Op, secret
 from exchange.errors import InvalidCredentials, PermanentTransferError
 
 BASE_URL = "https://api.stackadapt.com"
 PROVIDER = "segment_io"
-# Standard profile fields: column -> (label, type, is PII), from the contract notes.
+SEGMENT_DESTINATION = ("segmentio/action-destinations, packages/destination-actions/src/destinations/"
+                       "stackadapt-audiences/forwardAudienceEvent/constants.ts")
+# Standard profile fields in Segment's order: column -> (label, type, is PII). Segment's current
+# destination maps all eleven on every sync (no userId entry since Nov 2025).
 STANDARD = {
     "email": ("Email", "STRING", True),
     "first_name": ("First Name", "STRING", True),
     "last_name": ("Last Name", "STRING", True),
     "phone": ("Phone", "STRING", True),
     "address": ("Address", "STRING", True),
-    "birth_date": ("Birth Date", "DATE", True),
     "city": ("City", "STRING", False),
     "state": ("State", "STRING", False),
     "country": ("Country", "STRING", False),
     "postal_code": ("Postal Code", "STRING", False),
     "timezone": ("Timezone", "STRING", False),
+    "birth_date": ("Birth Date", "DATE", True),
 }
 TOKEN_INFO = "query { tokenInfo { scopesByAdvertiser { nodes { advertiser { name } scopes } } } }"
 
@@ -79,8 +82,9 @@ class StackAdaptSettingsSchema(AdapterSettingsSchema):
     )
     advertiser_id = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[A-Za-z0-9_-]+$"),
-        metadata={"title": "Advertiser id", "description": "The StackAdapt advertiser to sync under."},
+        validate=validate.Regexp(r"^[0-9]{1,18}$", error="Must be the numeric StackAdapt advertiser id."),
+        metadata={"title": "Advertiser id",
+                  "description": "The numeric StackAdapt advertiser to sync under (sent as an integer)."},
     )
     user_id_column = fields.String(
         load_default="customer_id",
@@ -108,12 +112,21 @@ class StackAdaptAdapter(Adapter):
     concurrency = 2  # StackAdapt takes ~100 ms to parse a 1,000-profile document
     requires_snapshot = True
     auth_setting = "graphql_token"
-    base_url_default = BASE_URL
+    hosts = {"api": BASE_URL}
+    limits = (
+        Limit("profiles_per_request", 1000, "profiles", "assumed",
+              "not published; Segment batches Engage events (partners/stackadapt.md)"),
+        Limit("requests_per_second", 10, "requests/s", "assumed",
+              "not published; StackAdapt's 429 carries no Retry-After, so waits back off exponentially"),
+        Limit("profiles_per_second", 10_000, "profiles/s", "assumed", "requests_per_second × profiles_per_request"),
+        Limit("email_required", 1, "per profile", "documented",
+              "seed 002: profiles without an email are not valid on StackAdapt"),
+    )
 
     def _post(self, query: str, what: str) -> dict:
         response = self.request(
             "POST",
-            f"{self.base_url}/graphql",
+            f"{self.host('api')}/graphql",
             what=what,
             headers={"Authorization": f"Bearer {self.settings['graphql_token']}"},
             json={"query": query},
@@ -185,9 +198,8 @@ class StackAdaptAdapter(Adapter):
         return BatchResult(accepted=len(rows) - len(rejected), rejected=rejected)
 
     # -- building the request ------------------------------------------------------------
-    def _advertiser(self) -> int | str:
-        value = self.settings["advertiser_id"]
-        return int(value) if value.isdigit() else value
+    def _advertiser(self) -> int:
+        return int(self.settings["advertiser_id"])  # an integer literal, as Segment sends it
 
     def _profile(self, row: dict[str, str], op: Op) -> dict[str, str]:
         user_column = self.settings["user_id_column"]
@@ -201,16 +213,30 @@ class StackAdaptAdapter(Adapter):
         )
         return profile
 
-    def _mapping_input(self, rows: list[dict[str, str]], advertiser: int | str) -> dict:
-        columns = sorted({k for row in rows for k in row} - {self.settings["user_id_column"]} | {"email"})
-        schema = [{"incomingKey": "userId", "destinationKey": "external_id", "label": "External Id",
-                   "type": Enum("STRING"), "isPii": False}]
-        for column in columns:
-            label, kind, pii = STANDARD.get(column, (column.replace("_", " ").title(), "STRING", False))
-            schema.append({"incomingKey": column, "destinationKey": column, "label": label,
-                           "type": Enum(kind), "isPii": pii})
+    def _mapping_input(self, rows: list[dict[str, str]], advertiser: int) -> dict:
+        """``mappingSchemaV2``: the eleven standard fields, then the batch's other columns.
+
+        Every entry is complete (``label`` and ``isPii`` are required by StackAdapt's
+        ``MappingSchema``). Custom columns are ``STRING`` (CSV values carry no type) and never PII;
+        labels are Title Case with "External " before names starting with "audience", as Segment does.
+        """
+        schema = [_entry(column, label, kind, pii) for column, (label, kind, pii) in STANDARD.items()]
+        custom = sorted({k for row in rows for k in row} - set(STANDARD) - {self.settings["user_id_column"]})
+        for column in custom:
+            label = column.replace("_", " ").strip().title()
+            schema.append(_entry(column, f"External {label}" if column.startswith("audience") else label,
+                                 "STRING", False))
         return {"advertiserId": advertiser, "mappingSchemaV2": schema,
                 "isOptedIn": self.settings["is_opted_in"], "mappableType": PROVIDER}
+
+    # -- smoke check -----------------------------------------------------------------------
+    def sample_row(self) -> dict[str, str]:
+        return {"email": "exchange-smoke-test@example.invalid",
+                self.settings["user_id_column"]: "exchange-smoke-test"}
+
+    def read_back(self) -> dict[str, Any]:
+        # StackAdapt's public schema offers no read of a profile's audience membership.
+        return {"note": "StackAdapt exposes no membership read-back; profiles can take hours to show"}
 
     @staticmethod
     def _rejections(rows: list[dict[str, str]], errors: list[dict]) -> list[tuple[dict, str]]:
@@ -226,9 +252,15 @@ class StackAdaptAdapter(Adapter):
         return [(rows[i], reason) for i, reason in sorted(rejected.items())]
 
 
+def _entry(column: str, label: str, kind: str, pii: bool) -> dict:
+    return {"incomingKey": column, "destinationKey": column, "label": label, "type": Enum(kind), "isPii": pii}
+
+
+# upsertExternalAudienceMapping: Segment's MAPPING_SCHEMA, ``isPii`` included (StackAdapt's
+# ``MappingSchema`` requires it: without it the whole document is invalid and nothing is written).
 AUDIENCE_MAPPING = [
-    {"incomingKey": "audienceId", "destinationKey": "external_id", "label": "External Audience ID",
-     "type": Enum("STRING")},
-    {"incomingKey": "audienceName", "destinationKey": "name", "label": "External Audience Name",
-     "type": Enum("STRING")},
+    {"incomingKey": "audienceId", "destinationKey": "external_id", "type": Enum("STRING"),
+     "label": "External Audience ID", "isPii": False},
+    {"incomingKey": "audienceName", "destinationKey": "name", "type": Enum("STRING"),
+     "label": "External Audience Name", "isPii": False},
 ]

@@ -11,6 +11,14 @@ from .context import control_plane
 blp = Blueprint("adapters", __name__, url_prefix="/v1/adapters", description="Partner adapters")
 
 
+class AdapterLimitSchema(StrictSchema):
+    name = fields.String()
+    value = fields.Float()
+    unit = fields.String()
+    status = fields.String(metadata={"enum": ["documented", "observed", "assumed"]})
+    source = fields.String()
+
+
 class AdapterSchema(StrictSchema):
     name = fields.String()
     title = fields.String()
@@ -19,6 +27,12 @@ class AdapterSchema(StrictSchema):
     batch_size = fields.Integer()
     rate_limit = fields.Float()
     requires_snapshot = fields.Boolean()
+    concurrency = fields.Integer(metadata={"description": "Requests in flight at once, within rate_limit."})
+    limits = fields.List(fields.Nested(AdapterLimitSchema),
+                         metadata={"description": "The partner's limits this adapter honours, with their source."})
+    hosts = fields.Dict(keys=fields.String(), values=fields.String(),
+                        metadata={"description": "Outbound host roles and their default base URLs; override "
+                                                 "per endpoint with the 'hosts' setting."})
     settings = fields.Dict(metadata={"description": "JSON Schema of the adapter's settings."})
 
 

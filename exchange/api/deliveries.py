@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from ..errors import Conflict, NotFound
+from ..jobs.delivery.acks import acknowledge
 from ..models import Delivery
 from ..schemas.common import page_of
 from ..schemas.jobs import AckSchema, DeliveryQueryArgsSchema, DeliverySchema
@@ -110,8 +111,6 @@ class AckDelivery(MethodView):
     @blp.response(200, DeliverySchema)
     def post(self, data, delivery_id):
         """Acknowledge a delivery with the consumer's counts; the last ack completes the job."""
-        from ..jobs.deliver import acknowledge
-
         d = _get(delivery_id)
         if d.state == "acknowledged":
             raise Conflict("This delivery was already acknowledged.")

@@ -5,6 +5,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ..catalog import endpoints as service
+from ..schemas.adapters import AdapterCheckSchema
 from ..schemas.common import page_of
 from ..schemas.endpoints import (
     EndpointCreatedSchema,
@@ -98,3 +99,14 @@ class VerifyEndpoint(MethodView):
         from ..catalog.verify import verify_endpoint
 
         return verify_endpoint(runtime(), control_plane().account_id, endpoint_id)
+
+
+@blp.route("/<endpoint_id>/adapter-check")
+class AdapterCheck(MethodView):
+    @blp.response(200, AdapterCheckSchema)
+    def post(self, endpoint_id):
+        """Smoke-check a partner adapter endpoint: credentials, a test audience, add and remove one test
+        member, read back; every request and answer is returned with secrets scrubbed."""
+        from ..catalog.adapter_check import adapter_check
+
+        return adapter_check(runtime(), control_plane().account_id, endpoint_id)

@@ -6,9 +6,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ..errors import NotFound
-from ..jobs import service
 from ..schemas.common import page_of
 from ..schemas.jobs import JobEventListSchema, JobQueryArgsSchema, JobSchema
+from ..shares import service
 from .context import control_plane, db, runtime
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Jobs: executions of shares")

@@ -1,47 +1,13 @@
-"""Prometheus metrics: request latency histograms, rows moved, and jobs by state (read at scrape)."""
+"""The API side of the metrics: request latency per route. Collectors live in ``exchange.metrics``."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import func, select
-
-REGISTRY = CollectorRegistry(auto_describe=True)
-REQUEST_LATENCY = Histogram(
-    "exchange_http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"],
-    registry=REGISTRY, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-ROWS_MOVED = Counter("exchange_rows_moved_total", "Rows delivered to consumers", ["kind"],
-                     registry=REGISTRY)
+from .. import metrics as _metrics
 
 
 def observe_request(request, response, seconds: float) -> None:
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    REQUEST_LATENCY.labels(request.method, route, str(response.status_code)).observe(seconds)
+    _metrics.observe_request(request.method, route, response.status_code, seconds)
 
 
-class JobStateCollector:
-    """Counts jobs by state straight from the database, so every process reports the same numbers."""
-
-    def collect(self):
-        from flask import current_app, has_app_context
-
-        from ..models import Job
-
-        if not has_app_context():
-            return
-
-        family = GaugeMetricFamily("exchange_jobs", "Jobs by state", labels=["state"])
-        try:
-            with current_app.extensions["exchange"].db.session() as s:
-                for state, n in s.execute(select(Job.state, func.count()).group_by(Job.state)):
-                    family.add_metric([state], n)
-        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down
-            pass
-        yield family
-
-
-def render() -> bytes:
-    return generate_latest(REGISTRY)
-
-
-REGISTRY.register(JobStateCollector())
+def render(db=None) -> bytes:
+    return _metrics.render(db)

@@ -4,10 +4,9 @@ from __future__ import annotations
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import text
 
 from ..errors import ExchangeError
-from ..schemas.common import HealthSchema
+from ..schemas.common import HealthSchema, ReadySchema
 from . import metrics
 from .context import runtime
 
@@ -30,21 +29,20 @@ class Health(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
-    @blp.response(200, HealthSchema)
-    @blp.alt_response(503, description="The database or the blob store is unreachable")
+    @blp.response(200, ReadySchema)
+    @blp.alt_response(503, description="A dependency failed: the problem's `errors` name each failed check "
+                      "(database, blobs, broker) with its reason")
     def get(self):
-        """Readiness: the database and the blob store are reachable."""
-        rt = runtime()
-        try:
-            with rt.db.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001
-            raise NotReady(f"Database unreachable ({type(exc).__name__}).") from None
-        try:
-            rt.blobs.exists("readyz-probe")
-        except Exception as exc:  # noqa: BLE001
-            raise NotReady(f"Blob store unreachable ({type(exc).__name__}).") from None
-        return {"status": "ready"}
+        """Readiness: the database answers at the code's migration head, the blob store passes a
+        write-read-delete probe, and (Celery executor) the broker accepts a connection."""
+        from ..health import check_all
+
+        checks = check_all(runtime())
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            raise NotReady("Not ready: " + "; ".join(f"{c.name}: {c.reason}" for c in failed),
+                           errors={c.name: [c.reason] for c in failed})
+        return {"status": "ready", "checks": {c.name: c.status for c in checks}}
 
 
 @blp.route("/metrics")
@@ -52,4 +50,4 @@ class Metrics(MethodView):
     @blp.response(200, content_type="text/plain")
     def get(self):
         """Prometheus metrics in the text exposition format."""
-        return Response(metrics.render(), mimetype="text/plain; version=0.0.4")
+        return Response(metrics.render(runtime().db), mimetype="text/plain; version=0.0.4")

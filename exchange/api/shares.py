@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from ..jobs import service
 from ..schemas.common import page_of
 from ..schemas.jobs import JobSchema
 from ..schemas.shares import ShareCreateSchema, ShareQueryArgsSchema, ShareSchema, ShareUpdateSchema
+from ..shares import service
 from .context import control_plane, db, runtime
 
 blp = Blueprint("shares", __name__, url_prefix="/v1/shares", description="Shares of audiences to destinations")

@@ -1,10 +1,13 @@
 """Account-wide privacy operations: export everything the exchange holds, erase everything."""
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..catalog.endpoints import endpoint_view
+from ..catalog.storage import blob_prefixes
 from ..models import Account, ApiKey, Audience, AuditEntry, Delivery, Endpoint, Job, Share, User
+from ..shares.service import share_view
 
 
 def _rows(session: Session, model, account_id: str, columns: list[str]) -> list[dict]:
@@ -14,9 +17,6 @@ def _rows(session: Session, model, account_id: str, columns: list[str]) -> list[
 
 def export_account(session: Session, account_id: str) -> dict:
     """Every object of the account as JSON-ready data; secrets are never included."""
-    from ..catalog.endpoints import endpoint_view
-    from ..jobs.service import share_view
-
     account = session.get(Account, account_id)
     return {
         "account": {"id": account.id, "name": account.name, "created_at": account.created_at},
@@ -36,22 +36,6 @@ def export_account(session: Session, account_id: str) -> dict:
         "audit": _rows(session, AuditEntry, account_id, ["at", "actor", "action", "object_type", "object_id",
                                                          "remote_addr"]),
     }
-
-
-def blob_prefixes(session: Session, *, account_id: str | None = None, endpoint_id: str | None = None) -> list[str]:
-    """The blob prefixes holding data of an account or of one endpoint (sources, outputs, snapshots)."""
-    if endpoint_id:
-        endpoints = [endpoint_id]
-        shares = list(session.scalars(select(Share.id).join(Audience, Audience.id == Share.audience_id).where(
-            or_(Share.destination_id == endpoint_id, Audience.endpoint_id == endpoint_id))))
-    else:
-        endpoints = list(session.scalars(select(Endpoint.id).where(Endpoint.account_id == account_id)))
-        shares = list(session.scalars(select(Share.id).where(Share.account_id == account_id)))
-    jobs = list(session.scalars(select(Job.id).where(Job.share_id.in_(shares)))) if shares else []
-    if account_id and not endpoint_id:
-        jobs += list(session.scalars(select(Job.id).where(Job.account_id == account_id, Job.share_id.is_(None))))
-    return ([f"audiences/{e}/" for e in endpoints] + [f"snapshots/{s}/" for s in shares]
-            + [f"jobs/{j}/" for j in jobs])
 
 
 def erase_account(rt, account_id: str) -> dict:

@@ -6,6 +6,7 @@ runtime's secret box and never leave through :func:`endpoint_view`.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from marshmallow import ValidationError
 from sqlalchemy import func, or_, select
@@ -15,8 +16,11 @@ from ..auth.keys import issue_key
 from ..errors import NotFound, UnsafeUrl, ValidationFailed
 from ..models import Endpoint
 from ..net import generate_webhook_secret
-from ..runtime import Runtime
 from ..schemas.endpoints import check_roles
+from .storage import blob_prefixes
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 def _check_url(rt: Runtime, field: str, url: str | None) -> None:
@@ -135,8 +139,6 @@ def set_status(session: Session, account_id: str, endpoint_id: str, status: str)
 
 def delete_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id: str) -> None:
     """Delete an endpoint with its audiences, the shares using it, their jobs, and all their files."""
-    from ..auth.account import blob_prefixes
-
     ep = get_endpoint(session, account_id, endpoint_id)
     for prefix in blob_prefixes(session, endpoint_id=ep.id):
         rt.blobs.delete_prefix(prefix)
@@ -144,11 +146,11 @@ def delete_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id:
 
 
 def credential(rt: Runtime, ep: Endpoint) -> str | None:
-    return rt.secrets.decrypt(ep.credential_enc) if ep.credential_enc else None
+    return rt.credential(ep)
 
 
 def adapter_settings(rt: Runtime, ep: Endpoint) -> dict:
-    return json.loads(rt.secrets.decrypt(ep.adapter_settings_enc)) if ep.adapter_settings_enc else {}
+    return rt.adapter_settings(ep)
 
 
 def endpoint_view(ep: Endpoint) -> dict:

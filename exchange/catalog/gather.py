@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select
 
 from ..endpoint_client import list_audiences
 from ..errors import ExchangeError
 from ..models import Audience, Endpoint, utcnow
-from ..runtime import Runtime
 from .endpoints import credential
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 

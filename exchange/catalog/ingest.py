@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import select
 
 from ..errors import BadRequest, UnsupportedMediaType
 from ..models import Audience, new_id, utcnow
-from ..runtime import Runtime
 from .audiences import producer_endpoint, put_metadata
 from .uploads import UploadStats, inflate, measured, split_columns
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 CSV_TYPES = {"text/csv", "application/csv", "text/plain", "application/octet-stream", ""}
 
@@ -67,7 +69,7 @@ def ingest_upload(rt: Runtime, account_id: str, endpoint_id: str, external_id: s
         if not aud.attributes:
             aud.attributes = attrs
         s.flush()
-        from ..jobs.service import trigger_on_new_data
+        from ..shares.service import trigger_on_new_data
         job_ids = trigger_on_new_data(rt, s, aud)
         audience_id = aud.id
     rt.executor.wake()

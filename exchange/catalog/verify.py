@@ -1,10 +1,14 @@
 """``POST /v1/endpoints/{id}/verify``: call an endpoint once and report what was found."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import ExchangeError, InvalidCredentials
 from ..models import utcnow
-from ..runtime import Runtime
 from .endpoints import adapter_settings, credential, get_endpoint
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 def _check(checks: list, name: str, ok: bool, detail: str) -> bool:

@@ -11,8 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from celery import Celery
+from sqlalchemy import or_, select
+
+from ..models import Job, utcnow
+from .leases import RUNNABLE, claim_next, release_dead_leases, worker_id
+from .runner import run_job
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 _apps: dict[str, Celery] = {}
@@ -31,19 +40,15 @@ def celery_app(broker_url: str) -> Celery:
     return _apps[broker_url]
 
 
-_worker_runtime = None
+_worker_runtime: Runtime | None = None
 
 
 def _run_next() -> None:
     """Task body: claim and run runnable jobs until none is left."""
-    from .executor import claim_next, worker_id
-    from .runner import run_job
-
     rt = _worker_runtime
     if rt is None:
-        from ..config import Config
-        from ..runtime import Runtime
-        rt = _set_runtime(Runtime(Config.from_env()))
+        # the worker process is assembled by ``exchange worker`` (run_worker below), which sets it
+        raise RuntimeError("no runtime in this Celery worker: start workers with `exchange worker`")
     owner = worker_id()
     while True:
         try:
@@ -53,10 +58,13 @@ def _run_next() -> None:
             return
         if job_id is None:
             return
-        run_job(rt, job_id, owner)
+        from ..logging_setup import log_context
+
+        with log_context(job_id=job_id, worker=owner):
+            run_job(rt, job_id, owner)
 
 
-def _set_runtime(rt):
+def _set_runtime(rt: Runtime) -> Runtime:
     global _worker_runtime
     _worker_runtime = rt
     return rt
@@ -86,11 +94,6 @@ class CeleryExecutor:
 
     def claimable(self) -> bool:
         """Whether some job could be claimed now (runnable, not leased or its lease lapsed, not waiting)."""
-        from sqlalchemy import or_, select
-
-        from ..models import Job, utcnow
-        from .executor import RUNNABLE
-
         now = utcnow()
         with self.rt.db.session() as s:
             return s.scalar(select(Job.id).where(
@@ -114,8 +117,6 @@ class CeleryExecutor:
 
 def run_worker(rt, concurrency: int = 2) -> None:
     """``exchange worker``: a Celery worker whose tasks run jobs with this runtime."""
-    from .executor import release_dead_leases
-
     _set_runtime(rt)
     released = release_dead_leases(rt)
     if released:

@@ -8,77 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
-import uuid
-from datetime import timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.orm import aliased
-
-from ..models import TERMINAL_STATES, Job, utcnow
+from ..logging_setup import log_context
+from .leases import RUNNABLE, claim_next, release_dead_leases, renew_lease, worker_id
+from .runner import run_job
 
 log = logging.getLogger(__name__)
-RUNNABLE = ("queued", "fetching", "awaiting_source", "transforming", "delivering")
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def release_dead_leases(rt) -> int:
-    """Expire leases held by processes of this host that no longer exist (after a restart)."""
-    host = socket.gethostname()
-    released = 0
-    with rt.db.session() as s:
-        for job in s.scalars(select(Job).where(Job.lease_owner.is_not(None))):
-            h, _, rest = job.lease_owner.partition(":")
-            pid = rest.partition(":")[0]
-            if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                job.lease_owner, job.lease_expires_at = None, None
-                released += 1
-    return released
-
-
-def claim_next(rt, owner: str) -> str | None:
-    """Claim one runnable job for ``owner``; a share's jobs run one at a time, oldest first."""
-    now = utcnow()
-    earlier = aliased(Job)
-    blocked = exists().where(earlier.share_id == Job.share_id, earlier.id != Job.id,
-                             earlier.created_at < Job.created_at, earlier.state.not_in(TERMINAL_STATES))
-    with rt.db.session() as s:
-        candidates = list(s.scalars(
-            select(Job.id).where(Job.state.in_(RUNNABLE),
-                                 or_(Job.lease_owner.is_(None), Job.lease_expires_at < now),
-                                 or_(Job.not_before.is_(None), Job.not_before <= now),
-                                 or_(Job.share_id.is_(None), ~blocked))
-            .order_by(Job.created_at).limit(10)))
-    for job_id in candidates:
-        with rt.db.session() as s:
-            res = s.execute(update(Job).where(
-                and_(Job.id == job_id, Job.state.in_(RUNNABLE),
-                     or_(Job.lease_owner.is_(None), Job.lease_expires_at < now)))
-                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=rt.config.lease_seconds)))
-            if res.rowcount == 1:
-                return job_id
-    return None
-
-
-def renew_lease(rt, job_id: str, owner: str) -> bool:
-    with rt.db.session() as s:
-        res = s.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner)
-                        .values(lease_expires_at=utcnow() + timedelta(seconds=rt.config.lease_seconds)))
-        return res.rowcount == 1
+__all__ = ["RUNNABLE", "claim_next", "make_executor", "release_dead_leases", "renew_lease", "worker_id"]
 
 
 class ThreadExecutor:
@@ -118,8 +55,6 @@ class ThreadExecutor:
 
 def work_loop(rt, owner: str, stop, wake, poll: float = 1.0) -> None:
     """Claim and run jobs until ``stop`` is set; ``wake`` cuts the wait between polls short."""
-    from .runner import run_job
-
     while not stop.is_set():
         try:
             job_id = claim_next(rt, owner)
@@ -127,13 +62,27 @@ def work_loop(rt, owner: str, stop, wake, poll: float = 1.0) -> None:
             log.exception("claiming a job failed")
             job_id = None
         if job_id is None:
+            if _send_webhooks(rt, owner):
+                continue  # sent some: look for jobs again before waiting
             wake.wait(poll)
             wake.clear()
             continue
         try:
-            run_job(rt, job_id, owner, stop=stop)
+            with log_context(job_id=job_id, worker=owner):
+                run_job(rt, job_id, owner, stop=stop)
         except Exception:  # noqa: BLE001 - run_job records failures itself; never kill the worker
             log.exception("job %s crashed its worker loop", job_id)
+
+
+def _send_webhooks(rt, owner: str) -> int:
+    """An idle job worker delivers due webhook messages (exchange.webhooks.dispatcher)."""
+    from ..webhooks.dispatcher import dispatch_due
+
+    try:
+        return dispatch_due(rt, owner, limit=5)
+    except Exception:  # noqa: BLE001 - database briefly unavailable: next idle turn
+        log.warning("webhook dispatch failed", exc_info=True)
+        return 0
 
 
 class ProcessExecutor:
@@ -162,7 +111,9 @@ class ProcessExecutor:
         release_dead_leases(self.rt)
         self._stop.clear()
         for i in range(self.workers):
-            proc = self._ctx.Process(target=_process_main, args=(self.rt.config, self._stop, self._wake, i),
+            # the child builds its own runtime of the same class (the composition root passes itself down)
+            proc = self._ctx.Process(target=_process_main,
+                                     args=(type(self.rt), self.rt.config, self._stop, self._wake, i),
                                      name=f"exchange-worker-{i}", daemon=True)
             proc.start()
             self._procs.append(proc)
@@ -180,14 +131,15 @@ class ProcessExecutor:
         self._procs = []
 
 
-def _process_main(config, stop, wake, index: int) -> None:
-    from ..runtime import Runtime
+def _process_main(runtime_cls, config, stop, wake, index: int) -> None:
+    from ..logging_setup import configure as configure_logging
 
+    configure_logging(config)
     try:
         os.nice(ProcessExecutor.NICE)
     except OSError:
         pass
-    rt = Runtime(config)
+    rt = runtime_cls(config)
     try:
         work_loop(rt, f"{worker_id()}:{index}", stop, wake, poll=0.5)
     finally:
@@ -207,8 +159,6 @@ class InlineExecutor(ThreadExecutor):
         pass
 
     def drain(self, limit: int = 100) -> int:
-        from .runner import run_job
-
         done = 0
         while done < limit:
             job_id = claim_next(self.rt, self.owner_base)

@@ -1,15 +1,29 @@
-"""The phases of a job. Each is skipped when the job already records its result (resume)."""
+"""The phases of a job: fetch → transform → plan → deliver. Each is skipped when the job already
+records its result, so a resumed job continues where it stopped."""
 from __future__ import annotations
 
 import time
 from contextlib import ExitStack
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from ..errors import PermanentTransferError
-from ..models import utcnow
-from .runner import Context, JobFailed
+import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-KNOWN_IDENTIFIERS = {"email", "email_sha256", "phone_e164", "phone_sha256", "maid", "cookie_id", "customer_id"}
+from .. import endpoint_client
+from ..errors import PermanentTransferError, RetryableTransferError
+from ..identifiers import IDENTIFIER_TYPES
+from ..models import Job, utcnow
+from ..net import call_with_retries, parse_retry_after
+from ..transfer.pipeline import TransformCancelled, exceeds_threshold, run_transform
+from ..transfer.snapshot import compute_delta
+from .context import Cancelled, Context, Interrupted, JobFailed
+from .delivery.adapter import deliver_adapter
+from .delivery.finish import finish, keeps_snapshot
+from .delivery.pull import deliver_pull
+from .delivery.push import deliver_push
+from .destination import Destination
+from .states import event, transition
 
 
 def run(ctx: Context) -> None:
@@ -36,22 +50,17 @@ def run(ctx: Context) -> None:
     if "ops" not in progress:
         plan(ctx)
     ctx.check_cancel(force=True)
-    from .deliver import deliver
-
     deliver(ctx)
 
 
 # ------------------------------------------------------------------ fetch
 def fetch(ctx: Context) -> str:
     """Get the source data into the blob store; returns 'fetched' or 'unchanged' (304)."""
-    from .. import endpoint_client
-    from ..catalog.endpoints import credential
-
     with ctx.rt.db.session() as s:
         job, share, aud, dest, src = ctx.load(s)
         transport, version, data_key = src.producer_transport, aud.version, aud.data_key
         last_version = _last_success_version(s, share.id, job.id)
-        token = credential(ctx.rt, src)
+        token = ctx.rt.credential(src)
         external_id = aud.external_id
         awaiting_since = (job.progress or {}).get("awaiting_since")
     ctx.set_state("fetching", "fetching the source data")
@@ -64,8 +73,6 @@ def fetch(ctx: Context) -> str:
             job.source_version = version
         ctx.update(_set)
         return "fetched"
-    from ..net import call_with_retries
-
     key = f"jobs/{ctx.job_id}/source.csv"
 
     def attempt():
@@ -83,28 +90,22 @@ def fetch(ctx: Context) -> str:
     if status == 304:
         ctx.set_state("fetching", "the producer reports no change since the last successful job (304)")
         ctx.update(lambda s, job: setattr(job, "progress", {**job.progress, "unchanged": True}))
-        from .deliver import finish
         finish(ctx, unchanged=True)
         return "unchanged"
     if status == 202:
-        from ..net import parse_retry_after
-
         wait = parse_retry_after(headers.get("Retry-After")) or 5.0
         now = utcnow()
         since = awaiting_since or now.isoformat()
-        from datetime import datetime
         waited = (now - datetime.fromisoformat(since)).total_seconds()
         if waited + wait > ctx.rt.config.source_wait_seconds:
             raise JobFailed(f"The producer was still preparing the export after {waited:.0f}s "
                             f"(limit {ctx.rt.config.source_wait_seconds}s).")
 
         def _wait(s, job):
-            from .states import transition
             job.progress = {**job.progress, "awaiting_since": since}
             job.not_before = now + timedelta(seconds=wait)
             transition(s, job, "awaiting_source", f"the producer is preparing the export; retrying in {wait:.0f}s")
         ctx.update(_wait)
-        from .runner import Interrupted
         raise Interrupted()
     info, gz = result
 
@@ -118,26 +119,17 @@ def fetch(ctx: Context) -> str:
 
 def _raw_chunks(resp, ctx: Context):
     """The body as sent (still gzip if it was), so the transform can bound and verify inflation."""
-    import requests
-
     try:
         for chunk in resp.raw.stream(1 << 20, decode_content=False):
             ctx.check_cancel()
             yield chunk
     except (requests.RequestException, OSError, Exception) as exc:  # noqa: BLE001
-        from ..errors import RetryableTransferError
-        if isinstance(exc, (PermanentTransferError,)):
-            raise
-        from .runner import Cancelled, Interrupted
-        if isinstance(exc, (Cancelled, Interrupted)):
+        if isinstance(exc, (PermanentTransferError, Cancelled, Interrupted)):
             raise
         raise RetryableTransferError(f"The download broke off ({type(exc).__name__}).") from None
 
 
-def _last_success_version(s, share_id: str, job_id: str) -> str | None:
-    from sqlalchemy import select
-
-    from ..models import Job
+def _last_success_version(s: Session, share_id: str, job_id: str) -> str | None:
     return s.scalar(select(Job.source_version).where(
         Job.share_id == share_id, Job.id != job_id, Job.state.in_(("succeeded", "partially_succeeded")),
         Job.source_version.is_not(None)).order_by(Job.finished_at.desc()).limit(1))
@@ -145,23 +137,19 @@ def _last_success_version(s, share_id: str, job_id: str) -> str | None:
 
 # ------------------------------------------------------------------ transform
 def transform(ctx: Context) -> None:
-    from ..transfer.pipeline import TransformCancelled, exceeds_threshold, run_transform
-    from .deliver import destination_identifiers
-
     with ctx.rt.db.session() as s:
         job, share, aud, dest, src = ctx.load(s)
         source_key, gz = job.progress["source_key"], job.progress.get("source_gzip", False)
         rules, threshold, country = share.mapping, share.reject_threshold, share.default_country
-        id_types = KNOWN_IDENTIFIERS | set(destination_identifiers(dest))
+        id_types = set(IDENTIFIER_TYPES) | set(Destination.of(dest).identifiers)
     ctx.set_state("transforming", "mapping, normalizing and deduplicating rows")
     out, rejects = ctx.tmp / "output.csv", ctx.tmp / "rejects.csv"
     started = time.monotonic()
     try:
         result = run_transform(ctx.rt.blobs.iter_chunks(source_key), gzip=gz, rules=rules,
                                identifier_types=id_types, out_path=str(out), rejects_path=str(rejects),
-                               default_country=country, cancel_check=lambda: _cancel_flag(ctx))
+                               default_country=country, cancel_check=ctx.cancelled)
     except TransformCancelled:
-        from .runner import Interrupted
         ctx.check_cancel(force=True)  # raises Cancelled or Interrupted, whichever stopped us
         raise Interrupted() from None
     rej_key = f"jobs/{ctx.job_id}/rejects.csv"
@@ -185,32 +173,20 @@ def transform(ctx: Context) -> None:
         job.progress = {**job.progress, "output_key": out_key, "columns": list(result.columns),
                         "output_rows": result.rows_out, "output_sha256": info.sha256,
                         "key_columns": [c for c in result.columns if c in id_types]}
-        from .states import event
         event(s, job, f"transformed {counts['received']} rows in {time.monotonic() - started:.1f}s: "
                       f"{result.rows_out} valid, {counts['rejected']} rejected, {counts['duplicates']} duplicates",
               data=counts)
     ctx.update(_done)
 
 
-def _cancel_flag(ctx: Context) -> bool:
-    from .runner import Cancelled, Interrupted
-    try:
-        ctx.check_cancel()
-    except (Cancelled, Interrupted):
-        return True
-    return False
-
-
 # ------------------------------------------------------------------ plan
 def plan(ctx: Context) -> None:
     """Decide what to send: the whole output, or adds/removes against the share's snapshot."""
-    from .deliver import needs_snapshot
-
     with ctx.rt.db.session() as s:
         job, share, aud, dest, src = ctx.load(s)
         progress = dict(job.progress)
         mode, snapshot_key, snapshot_job = share.mode, share.snapshot_key, share.snapshot_job_id
-        use_snapshot = needs_snapshot(share, dest)
+        use_snapshot = keeps_snapshot(share, dest)
     out_key, rows = progress["output_key"], progress["output_rows"]
     key_columns = progress["key_columns"]
     if not use_snapshot or mode == "remove":
@@ -218,8 +194,6 @@ def plan(ctx: Context) -> None:
         added, removed = (rows, 0) if mode != "remove" else (0, rows)
         base = None
     else:
-        from ..transfer.snapshot import compute_delta
-
         adds, removes = ctx.tmp / "adds.csv", ctx.tmp / "removes.csv"
         has_old = bool(snapshot_key) and ctx.rt.blobs.exists(snapshot_key)
         with ExitStack() as stack:
@@ -240,12 +214,23 @@ def plan(ctx: Context) -> None:
         job.progress = {**job.progress, "ops": ops, "done": {}}
         job.counts = {**job.counts, "added": added, "removed": removed}
         job.snapshot_base_job_id = base
-        from .states import event
         what = ", ".join(f"{o['rows']} rows to {o['mode']}" for o in ops)
         event(s, job, f"plan: {what}" + (f" (diffed against the snapshot of job {base})" if base else ""))
     ctx.update(_done)
 
 
-def deadline_for(dest, rt) -> timedelta:
-    return timedelta(seconds=dest.ack_timeout_seconds or rt.config.ack_deadline_seconds)
-
+# ------------------------------------------------------------------ deliver
+def deliver(ctx: Context) -> None:
+    """Send the planned operations to the destination's kind; finish unless a consumer acknowledges later."""
+    with ctx.rt.db.session() as s:
+        job, share, aud, dest, src = ctx.load(s)
+        progress = dict(job.progress)
+        kind = Destination.of(dest).kind
+    ctx.set_state("delivering", f"delivering to {dest.name}")
+    if kind == "adapter":
+        deliver_adapter(ctx, progress)
+        finish(ctx)
+    elif kind == "pull":
+        deliver_pull(ctx, progress)
+    elif deliver_push(ctx, progress):
+        finish(ctx)

@@ -9,89 +9,27 @@ from __future__ import annotations
 
 import errno
 import logging
-import tempfile
+import shutil
 import threading
-import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import OperationalError
 
 from ..errors import CsvDataError, ExchangeError, PayloadTooLarge
-from ..models import TERMINAL_STATES, Audience, Endpoint, Job, Share
-from .executor import renew_lease
-from .states import event, transition
+from ..models import Job
+from . import phases
+from .context import Cancelled, Context, Interrupted, JobFailed
+from .delivery.finish import snapshot_after_failed_delivery
+from .leases import renew_lease
+from .states import transition
+from .webhooks import notify_state
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+__all__ = ["Cancelled", "Context", "Interrupted", "JobFailed", "run_job"]
 
 log = logging.getLogger(__name__)
-
-
-class Cancelled(Exception):
-    pass
-
-
-class JobFailed(ExchangeError):
-    status = 422
-    title = "Job failed"
-    type_slug = "job-failed"
-
-
-class Context:
-    """What a job's phases share: the runtime, ids, and helpers to save progress."""
-
-    def __init__(self, rt, job_id: str, owner: str, stop: threading.Event | None):
-        self.rt, self.job_id, self.owner, self.stop = rt, job_id, owner, stop
-        self._last_cancel_check = 0.0
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"job-{job_id[:8]}-"))
-
-    def load(self, s):
-        job = s.get(Job, self.job_id)
-        share = s.get(Share, job.share_id) if job.share_id else None
-        aud = s.get(Audience, share.audience_id) if share else None
-        dest = s.get(Endpoint, share.destination_id) if share else None
-        src = s.get(Endpoint, aud.endpoint_id) if aud else None
-        return job, share, aud, dest, src
-
-    def update(self, fn) -> None:
-        """Apply ``fn(session, job)`` and commit; raise Cancelled if the job was cancelled meanwhile."""
-        with self.rt.db.session() as s:
-            job = s.get(Job, self.job_id)
-            if job.state in TERMINAL_STATES:
-                raise Cancelled()
-            fn(s, job)
-        self._notify()
-
-    def set_state(self, state: str, message: str = "", data: dict | None = None) -> None:
-        def _set(s, job):
-            if job.state != state:
-                transition(s, job, state, message, data=data)
-            elif message:
-                event(s, job, message, data=data)
-        self.update(_set)
-
-    def event(self, message: str, kind: str = "info", data: dict | None = None) -> None:
-        self.update(lambda s, job: event(s, job, message, kind=kind, data=data))
-
-    def check_cancel(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_cancel_check < 0.5:
-            return
-        self._last_cancel_check = now
-        if self.stop is not None and self.stop.is_set():
-            raise Interrupted()
-        with self.rt.db.session() as s:
-            job = s.get(Job, self.job_id)
-            if job.cancel_requested or job.state == "cancelled":
-                raise Cancelled()
-        if not renew_lease(self.rt, self.job_id, self.owner):
-            raise Interrupted()  # someone else owns the job now
-
-    def _notify(self) -> None:
-        from .webhooks import notify_state
-
-        notify_state(self.rt, self.job_id)
-
-
-class Interrupted(Exception):
-    """The process is stopping or lost the lease: leave the job for the next claim."""
 
 
 class _LeaseHeartbeat(threading.Thread):
@@ -112,10 +50,8 @@ class _LeaseHeartbeat(threading.Thread):
                 log.warning("could not renew the lease of job %s", self.job_id, exc_info=True)
 
 
-def run_job(rt, job_id: str, owner: str, stop: threading.Event | None = None) -> None:
-    from . import phases
-
-    ctx = Context(rt, job_id, owner, stop)
+def run_job(rt: Runtime, job_id: str, owner: str, stop: threading.Event | None = None) -> None:
+    ctx = Context(rt, job_id, owner, stop, notify=notify_state)
     heartbeat = _LeaseHeartbeat(rt, job_id, owner)
     heartbeat.start()
     try:
@@ -146,8 +82,6 @@ def run_job(rt, job_id: str, owner: str, stop: threading.Event | None = None) ->
                  error={"type": "about:blank", "title": "Internal error", "status": 500,
                         "detail": f"internal error ({type(exc).__name__})"})
     finally:
-        import shutil
-
         heartbeat.done.set()
         shutil.rmtree(ctx.tmp, ignore_errors=True)
         with rt.db.session() as s:
@@ -160,7 +94,6 @@ def _end(ctx: Context, state: str, message: str, error: dict | None = None) -> N
     with ctx.rt.db.session() as s:
         delivering = s.get(Job, ctx.job_id).state in ("delivering", "awaiting_consumer")
     if delivering:
-        from .deliver import snapshot_after_failed_delivery
         try:
             snapshot_after_failed_delivery(ctx.rt, ctx.job_id)
         except Exception:  # noqa: BLE001 - never block ending the job; the next full run corrects

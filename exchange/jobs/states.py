@@ -50,4 +50,7 @@ def transition(session: Session, job: Job, state: str, message: str = "", *, dat
         job.lease_owner, job.lease_expires_at = None, None
     session.add(JobEvent(job_id=job.id, kind="state", state=state,
                          message=message or f"{previous} → {state}", data=data))
+    from .observe import after_transition
+
+    after_transition(session, job, previous, state)  # webhook outbox (same transaction) and metrics
     return True

@@ -5,9 +5,10 @@ from .accounts import Account, ApiKey, AuditEntry, IdempotencyRecord, User
 from .base import Base, new_id, utcnow
 from .endpoints import Audience, Endpoint
 from .jobs import TERMINAL_STATES, Delivery, Job, JobEvent, SchedulerLease, Share, empty_counts
+from .webhooks import WebhookMessage, WebhookSubscriber
 
 __all__ = [
     "Account", "ApiKey", "AuditEntry", "IdempotencyRecord", "User", "Base", "new_id", "utcnow",
     "Audience", "Endpoint", "TERMINAL_STATES", "Delivery", "Job", "JobEvent", "SchedulerLease",
-    "Share", "empty_counts",
+    "Share", "empty_counts", "WebhookMessage", "WebhookSubscriber",
 ]

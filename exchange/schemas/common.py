@@ -20,6 +20,12 @@ class HealthSchema(Schema):
     status = fields.String(required=True)
 
 
+class ReadySchema(Schema):
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String(),
+                         metadata={"description": "Each checked dependency (database, blobs, broker) and `ok`."})
+
+
 class PageArgsSchema(StrictSchema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))

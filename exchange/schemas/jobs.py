@@ -38,6 +38,10 @@ class JobSchema(StrictSchema):
     snapshot_base_job_id = fields.String(allow_none=True)
     source_version = fields.String(allow_none=True)
     cancel_requested = fields.Boolean()
+    worker = fields.String(attribute="lease_owner", allow_none=True, metadata={
+        "description": "The worker holding the job now (`host:pid:id`), null when none does."})
+    heartbeat_at = fields.DateTime(allow_none=True, metadata={
+        "description": "When that worker last renewed its lease; a takeover is recorded as an event."})
     created_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)

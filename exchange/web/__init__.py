@@ -9,10 +9,11 @@ CSRF cannot reach the JSON API; every page form carries a CSRF token.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Flask
 
-web = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-                static_url_path="/ui/static")
+from .blueprint import web
+
+__all__ = ["register", "web"]
 
 
 def register(app: Flask) -> None:

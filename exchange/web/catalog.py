@@ -6,9 +6,9 @@ from flask import g, render_template, request
 from ..api.context import db
 from ..catalog.audiences import audience_view, get_audience, search
 from ..catalog.endpoints import get_endpoint, list_endpoints
-from ..jobs.service import get_job, list_shares, share_view
+from ..shares.service import get_job, list_shares, share_view
 from ..transfer.mapping import IDENTIFIER_TYPES
-from . import web
+from .blueprint import web
 
 PAGE_SIZE = 25
 

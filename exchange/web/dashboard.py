@@ -6,8 +6,8 @@ from flask import g, render_template
 from ..api.context import db
 from ..catalog.audiences import search
 from ..catalog.endpoints import list_endpoints
-from ..jobs.service import list_jobs, list_shares
-from . import web
+from ..shares.service import list_jobs, list_shares
+from .blueprint import web
 
 
 @web.route("/")

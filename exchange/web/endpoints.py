@@ -10,7 +10,7 @@ from ..catalog.audiences import search
 from ..errors import ExchangeError
 from ..schemas.endpoints import EndpointCreateSchema
 from ..transfer.mapping import IDENTIFIER_TYPES
-from . import web
+from .blueprint import web
 from .forms import FormInvalid, endpoint_data, fold, load, settings_fields
 
 

@@ -13,10 +13,10 @@ from ..api.context import db
 from ..catalog.audiences import get_audience
 from ..catalog.endpoints import get_endpoint
 from ..errors import Conflict, NotFound
-from ..jobs import service
 from ..models import Job
 from ..schemas.jobs import STATES
-from . import web
+from ..shares import service
+from .blueprint import web
 
 COUNTS = [("received", "Rows received"), ("valid", "Valid rows"), ("rejected", "Rejected rows"),
           ("duplicates", "Duplicates"), ("added", "Added"), ("removed", "Removed"),

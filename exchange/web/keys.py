@@ -8,7 +8,7 @@ from ..auth import keys as service
 from ..catalog.endpoints import list_endpoints
 from ..errors import ExchangeError
 from ..schemas.keys import ApiKeyCreateSchema
-from . import web
+from .blueprint import web
 from .forms import FormInvalid, load, optional
 
 

@@ -18,7 +18,7 @@ from ..auth.keys import Principal
 from ..auth.users import check_login
 from ..errors import ExchangeError
 from ..models import User
-from . import web
+from .blueprint import web
 from .format import register_filters
 
 # pages reachable without signing in

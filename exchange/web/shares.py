@@ -2,7 +2,7 @@
 
 The wizard is one page whose sections (audience → destination → mapping → mode → when) are driven
 by ``app.js``; it posts one form that is validated by :class:`ShareCreateSchema` and created by
-:func:`exchange.jobs.service.create_share`, exactly as ``POST /v1/shares``. ``/ui/wizard/mapping``
+:func:`exchange.shares.service.create_share`, exactly as ``POST /v1/shares``. ``/ui/wizard/mapping``
 returns the suggested mapping and the destination's requirements; ``/ui/schedule/preview`` returns
 a readable description and the next run times.
 """
@@ -17,11 +17,11 @@ from ..api.context import db, runtime
 from ..catalog.audiences import audience_view, get_audience, search
 from ..catalog.endpoints import get_endpoint, list_endpoints
 from ..errors import ExchangeError
-from ..jobs import service
 from ..models import utcnow
 from ..schemas.shares import ShareCreateSchema
+from ..shares import service
 from ..transfer.mapping import TRANSFORMS
-from . import web
+from .blueprint import web
 from .forms import FormInvalid, load, optional, words
 from .wizard import (
     TRANSFORM_HELP,

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from werkzeug.datastructures import MultiDict
 
-from ..jobs import schedules
+from ..shares import schedules
 from ..transfer.mapping import IDENTIFIER_TYPES
 from .forms import Errors, words
 

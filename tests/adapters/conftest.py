@@ -60,10 +60,11 @@ class Harness:
 
 def make_harness(name: str, **fake_options) -> Iterator[Harness]:
     kit = KITS[name]
-    fake = kit.make_fake(**fake_options).start()
+    clock = FakeClock()
+    fake = kit.make_fake(clock=clock.clock, **fake_options).start()
     session = requests.Session()
     try:
-        yield Harness(kit, fake, session, FakeClock())
+        yield Harness(kit, fake, session, clock)
     finally:
         session.close()
         fake.stop()

@@ -187,3 +187,31 @@ def test_delta_run_sends_only_changes(h: Harness):
     assert (report.added, report.removed) == (2, 1)
     assert sum(h.kit.rows_in(rec) or 0 for rec in h.fake.requests[first:]) == 3
     assert h.members() == h.keys(h.rows(1, 14))
+
+
+def test_every_outbound_host_is_overridable_by_setting(h: Harness):
+    """One shape for all adapters: ``hosts`` {role: base URL}; nothing goes to the partner's own hosts."""
+    cls = get_adapter(h.kit.adapter_type)
+    assert cls.hosts, "every adapter declares its outbound host roles"
+    settings = {**h.kit.good_settings(h.fake), "hosts": {role: h.fake.url for role in cls.hosts}}
+    if h.kit.adapter_type == "equals":  # the URL is the credential: only its origin is replaced
+        settings["url"] = "https://equals.invalid" + h.fake.path
+    adapter = cls(settings, h.adapter().context, h.session, base_url=None)
+    assert all(adapter.host(role) == h.fake.url for role in cls.hosts)
+    h.deliver(adapter, adds=h.rows(0, 3))
+    assert h.members() == h.keys(h.rows(0, 3))
+
+
+def test_bad_host_settings_fail_fast_naming_the_setting(h: Harness):
+    cls = get_adapter(h.kit.adapter_type)
+    role = sorted(cls.hosts)[0]
+    for hosts, key in (({"nowhere": "https://x.example"}, "adapter.settings.hosts.nowhere"),
+                       ({role: "ftp://x.example"}, f"adapter.settings.hosts.{role}"),
+                       ({role: "https://x.example/?a=1"}, f"adapter.settings.hosts.{role}")):
+        with pytest.raises(ValidationFailed) as err:
+            validate_settings(h.kit.adapter_type, {**h.kit.good_settings(h.fake), "hosts": hosts})
+        assert list(err.value.errors) == [key]
+    with pytest.raises(ValidationFailed) as err:
+        h.adapter().__class__(h.kit.good_settings(h.fake), h.adapter().context, h.session,
+                              base_url={role: "not a url"})
+    assert list(err.value.errors) == [f"EXCHANGE_ADAPTER_BASE_URLS.{h.kit.adapter_type}.{role}"]

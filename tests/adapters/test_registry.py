@@ -28,7 +28,17 @@ def test_builtins_listed_with_capabilities():
         "secret": True, "writeOnly": True, "required": True}
     assert batch["settings"]["properties"]["audience_type"]["default"] == "custom_ids"
     assert batch["settings"]["additionalProperties"] is False
-    assert "api_key" in batch["settings"]["required"]
+    assert "rest_api_key" in batch["settings"]["required"] and "api_key" not in batch["settings"]["required"]
+    assert batch["hosts"] == {"api": "https://api.batch.com"}
+    assert {"name": "ids_per_request", "value": 10_000, "unit": "ids", "status": "documented"}.items() <= \
+        next(limit for limit in batch["limits"] if limit["name"] == "ids_per_request").items()
+    equativ = described["equativ"]
+    assert set(equativ["hosts"]) == {"auth", "segments", "profiles"}
+    assert next(limit for limit in equativ["limits"] if limit["name"] == "profiles_per_second")["value"] == 1000
+    for adapter in described.values():
+        assert adapter["limits"], adapter["name"]
+        for limit in adapter["limits"]:
+            assert limit["status"] in {"documented", "observed", "assumed"} and limit["source"]
 
 
 def test_entry_points_are_merged(monkeypatch):

@@ -61,7 +61,7 @@ def test_idempotency_keys_are_per_account(api, other_api):
 
 def test_health_ready_metrics(client, api):
     assert client.get("/healthz").json == {"status": "ok"}
-    assert client.get("/readyz").json == {"status": "ready"}
+    assert client.get("/readyz").json == {"status": "ready", "checks": {"database": "ok", "blobs": "ok"}}
     api.get("/v1/endpoints")
     text = client.get("/metrics").get_data(as_text=True)
     assert "exchange_http_request_duration_seconds_bucket" in text

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from exchange.catalog.audiences import search
 from exchange.catalog.endpoints import register_endpoint
 from exchange.catalog.gather import gather_on_registration
-from exchange.jobs.service import create_share
+from exchange.shares.service import create_share
 from tests.browser.conftest import login, wait_terminal
 
 pytestmark = pytest.mark.browser

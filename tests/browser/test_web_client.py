@@ -142,8 +142,8 @@ def test_schedule_from_form_and_preview():
 
 def test_cancel_a_queued_job_then_cancel_again(client, runtime, user):
     from exchange.catalog.endpoints import register_endpoint
-    from exchange.jobs.service import create_share, run_share_now
     from exchange.models import Audience
+    from exchange.shares.service import create_share, run_share_now
 
     with runtime.db.session() as s:
         crm, _, _ = register_endpoint(runtime, s, user["account"], {

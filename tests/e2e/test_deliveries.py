@@ -8,7 +8,7 @@ import threading
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from exchange.jobs.deliver import expire_overdue
+from exchange.jobs.delivery.acks import expire_overdue
 from exchange.models import Delivery
 from tests.e2e.conftest import audience_by_external, register, wait_job
 

@@ -136,3 +136,33 @@ def test_invalid_settings_rejected_on_registration(partner):
                                                                  "settings": {"nonsense": 1}}})
     assert r.status_code == 422
     assert any(k.startswith("adapter.settings") for k in r.json["errors"])
+
+
+def test_adapter_check_route(partner):
+    """POST /v1/endpoints/{id}/adapter-check: the smoke check for a registered partner endpoint."""
+    kit, fake, api = partner
+    settings = kit.good_settings(fake)
+    dest = register(api, name="p", adapter={"type": kit.adapter_type, "settings": settings})
+    r = api.post(f"/v1/endpoints/{dest['id']}/adapter-check")
+    assert r.status_code == 200, r.json
+    report = r.json
+    assert report["ok"] is True, report["steps"]
+    assert [s["name"] for s in report["steps"]] == ["settings", "credentials", "add one test member",
+                                                    "remove the test member", "read back"]
+    assert len(report["exchanges"]) == len(fake.requests) > 0
+    text = r.get_data(as_text=True)
+    from exchange.adapters.base import secret_names
+    from exchange.adapters.registry import get_adapter
+
+    for name in secret_names(get_adapter(kit.adapter_type).settings_schema):
+        value = settings.get(name)
+        if value:
+            assert value not in text
+            if "://" in value:
+                assert value.split("://", 1)[1].split("/", 1)[1] not in text  # Equals: the URL's path
+    bad = register(api, name="bad", adapter={"type": kit.adapter_type, "settings": kit.bad_settings(fake)})
+    report = api.post(f"/v1/endpoints/{bad['id']}/adapter-check").json
+    assert report["ok"] is False and kit.blamed_setting in json.dumps(report["steps"])
+    plain = register(api, name="CRM", producer={"transport": "push"}, identifiers=["email"])
+    r = api.post(f"/v1/endpoints/{plain['id']}/adapter-check")
+    assert r.status_code == 409 and r.headers["Content-Type"].startswith("application/problem+json")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from exchange.jobs.scheduler import Scheduler, acquire_lease, schedule_due
 from exchange.models import Job, Share
 from exchange.runtime import Runtime
+from exchange.shares.scheduler import Scheduler, acquire_lease, schedule_due
 from tests.e2e.conftest import audience_by_external, register
 
 MAPPING = [{"source": "email", "target": "email_sha256", "transform": ["normalize_email", "sha256"]}]
@@ -97,7 +97,7 @@ sys.path.insert(0, sys.argv[1])
 from datetime import datetime
 from exchange.config import Config
 from exchange.runtime import Runtime
-from exchange.jobs.scheduler import schedule_due
+from exchange.shares.scheduler import schedule_due
 cfg = Config.from_env({}, database_url=sys.argv[2], executor="inline", scheduler=False)
 rt = Runtime(cfg)
 created = []

@@ -14,8 +14,8 @@ import threading
 
 import pytest
 
-from exchange.transfer import blobstore
-from exchange.transfer.blobstore import LocalBlobStore
+from exchange.blobs import LocalBlobStore
+from exchange.blobs import local as blobstore
 from tests.faults.helpers import ROWS, members, setup_shares, sha, wait_all
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from exchange.jobs.deliver import expire_overdue
+from exchange.jobs.delivery.acks import expire_overdue
 from exchange.models import Delivery, utcnow
 from tests.e2e.test_deliveries import (  # noqa: F401 - collected again with the scaled `live`
     _pull_job,

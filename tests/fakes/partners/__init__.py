@@ -73,14 +73,15 @@ KITS: dict[str, PartnerKit] = {
     "batch": PartnerKit(
         "batch",
         FakeBatch,
-        lambda f: {"api_key": f.api_key, "rest_api_key": f.rest_api_key, "custom_user_id": "customer_id",
+        lambda f: {"project_key": f.project_key, "rest_api_key": f.rest_api_key, "custom_user_id": "customer_id",
                    "attributes": {"country": "country"}, "tags": "vip\nnewsletter"},
-        lambda f: {"api_key": f.api_key, "rest_api_key": "wrong-rest-key", "custom_user_id": "customer_id"},
+        lambda f: {"project_key": f.project_key, "rest_api_key": "wrong-rest-key", "custom_user_id": "customer_id"},
         "rest_api_key",
         lambda i: {"customer_id": f"cust-{i:07d}", "country": "FR"},
         lambda row: row["customer_id"],
         _batch_members,
-        lambda rec: len(rec.json["ids"]) if rec.method in ("PATCH", "PUT") and rec.status < 300 else None,
+        lambda rec: len(rec.json["ids"]) if (rec.method in ("PATCH", "PUT") or rec.path.endswith(
+            ("/audiences/update", "/audiences/replace"))) and rec.status < 300 else None,
     ),
     "stackadapt": PartnerKit(
         "stackadapt",

@@ -1,14 +1,21 @@
 """A fake of Equativ's OAuth, Segment (Data Sync v2) and DMP profile APIs on one loopback server.
 
-Enforced as partners/equativ.md says. Documented, strictly: client-credentials form fields and
-bearer tokens, the segment body's exact fields and types. Observed, by default: at most
-``max_profiles`` (1000) profiles per request, each ``{"profileId", "segmentIdsToSet"}``.
-Assumed, configurable: 201 on create and 409 on a duplicate segmentId, ``remove_field``
-(``segmentIdsToRemove``), profiles naming only known segments, the error body shape
+Enforced as partners/equativ.md and docs/adapters/equativ.md say. Documented, strictly:
+client-credentials form fields and bearer tokens; the seed's segment body (exact fields and types:
+``active``, ``description``, ``name``, ``price``, ``segmentId``, ``selectable``, ``ttl``).
+Observed, by default: at most ``max_profiles`` (1000) profiles per request and at most
+``profiles_per_second`` (1,000) profiles per second on the profiles route — a token bucket holding
+one second's worth plus ``tolerance`` (5 %, the fake's allowance for network jitter), answering
+429 with ``Retry-After`` when a request needs more profiles than are left; each profile
+``{"profileId", "segmentIdsToSet"}``. Assumed, configurable: 201 with the segment and a numeric
+``id`` on create, 409 on a duplicate segmentId, ``GET …/segments/{segmentId}``, ``remove_field``
+(``segmentIdsToRemove``), ``segment_id_type`` of the ids in profiles (``string``: the segmentId;
+``integer``: the numeric id), profiles naming only known segments, the error body
 ``{"error", "error_description"}``.
 """
 from __future__ import annotations
 
+import math
 import secrets
 import time
 
@@ -35,7 +42,10 @@ class FakeEquativ(FakePartner):
         client_secret: str = "s3cret-equativ-client",
         provider_id: str = "4242",
         max_profiles: int = 1000,
+        profiles_per_second: float | None = 1000,
+        tolerance: float = 0.05,
         remove_field: str = "segmentIdsToRemove",
+        segment_id_type: str = "string",
         require_known_segments: bool = True,
         token_ttl: int = 3600,
         **kwargs,
@@ -43,11 +53,17 @@ class FakeEquativ(FakePartner):
         super().__init__(**kwargs)
         self.client_id, self.client_secret, self.provider_id = client_id, client_secret, provider_id
         self.max_profiles = max_profiles
+        self.profiles_per_second = profiles_per_second
+        self.profile_capacity = (profiles_per_second or 0) * (1 + tolerance)
+        self._profile_tokens = self.profile_capacity
+        self._profile_updated = self.clock()
         self.remove_field = remove_field
+        self.segment_id_type = segment_id_type
         self.require_known_segments = require_known_segments
         self.token_ttl = token_ttl
         self.tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self.segments: dict[str, dict] = {}
+        self.numeric_ids: dict[int, str] = {}
         self.members: dict[str, set[str]] = {}
 
     def error(self, status: int, message: str) -> Response:
@@ -59,13 +75,17 @@ class FakeEquativ(FakePartner):
         parts = request.path.strip("/").split("/")
         if request.method == "POST" and parts == ["oauth", "token"]:
             return self._token(request)
-        if request.method == "POST" and len(parts) == 3 and parts[0] == "segmentproviders":
+        if len(parts) >= 3 and parts[0] == "segmentproviders":
             denied = self._authorize(request, parts[1])
             if denied:
                 return denied
-            if parts[2] == "segments":
+            if request.method == "POST" and parts[2:] == ["segments"]:
                 return self._create_segment(request)
-            if parts[2] == "profiles":
+            if request.method == "GET" and parts[2] == "segments" and len(parts) == 4:
+                with self.lock:
+                    segment = self.segments.get(parts[3])
+                return json_response(segment) if segment else self.error(404, "no such segment")
+            if request.method == "POST" and parts[2:] == ["profiles"]:
                 return self._profiles(request)
         return None
 
@@ -99,9 +119,29 @@ class FakeEquativ(FakePartner):
         with self.lock:
             if body["segmentId"] in self.segments:
                 return self.error(409, f"segment {body['segmentId']} already exists")
-            self.segments[body["segmentId"]] = body
+            numeric = 100_000 + len(self.segments)
+            self.segments[body["segmentId"]] = {**body, "id": numeric}
+            self.numeric_ids[numeric] = body["segmentId"]
             self.members.setdefault(body["segmentId"], set())
-        return json_response(body, 201)
+        return json_response({**body, "id": numeric}, 201)
+
+    def _take_profiles(self, count: int) -> Response | None:
+        """The 1,000 profiles/s limit: None when ``count`` profiles may pass now, else a 429."""
+        if not self.profiles_per_second:
+            return None
+        with self.lock:
+            now = self.clock()
+            self._profile_tokens = min(self.profile_capacity,
+                                       self._profile_tokens + (now - self._profile_updated) * self.profiles_per_second)
+            self._profile_updated = now
+            if self._profile_tokens >= count:
+                self._profile_tokens -= count
+                return None
+            self.throttled += 1
+            wait = math.ceil((count - self._profile_tokens) / self.profiles_per_second)
+        response = self.error(429, f"more than {self.profiles_per_second:g} profiles per second")
+        response.headers["Retry-After"] = str(max(1, wait))
+        return response
 
     def _profiles(self, request: Request) -> Response:
         body = request.get_json(silent=True)
@@ -118,14 +158,22 @@ class FakeEquativ(FakePartner):
             if not profile["profileId"]:
                 return self.error(400, f"[{index}].profileId is empty")
             ids = profile.get("segmentIdsToSet", []) + profile.get(self.remove_field, [])
-            if not ids or not all(isinstance(i, str) for i in ids):
-                return self.error(400, f"[{index}]: segment ids must be a non-empty list of strings")
-            if self.require_known_segments and any(i not in self.segments for i in ids):
+            kind = int if self.segment_id_type == "integer" else str
+            if not ids or not all(isinstance(i, kind) and not isinstance(i, bool) for i in ids):
+                return self.error(400, f"[{index}]: segment ids must be a non-empty list of {self.segment_id_type}s")
+            known = self.numeric_ids if kind is int else self.segments
+            if self.require_known_segments and any(i not in known for i in ids):
                 return self.error(400, f"[{index}]: unknown segment id")
+        throttled = self._take_profiles(len(body))
+        if throttled is not None:
+            return throttled
         with self.lock:
             for profile in body:
                 for segment in profile.get("segmentIdsToSet", []):
-                    self.members.setdefault(segment, set()).add(profile["profileId"])
+                    self.members.setdefault(self._key(segment), set()).add(profile["profileId"])
                 for segment in profile.get(self.remove_field, []):
-                    self.members.setdefault(segment, set()).discard(profile["profileId"])
+                    self.members.setdefault(self._key(segment), set()).discard(profile["profileId"])
         return json_response({}, 200)
+
+    def _key(self, segment: str | int) -> str:
+        return self.numeric_ids.get(segment, str(segment)) if isinstance(segment, int) else segment

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Self
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -34,7 +35,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     status: int = 0
-    at: float = 0.0  # time.monotonic() on arrival, for rate measurements
+    at: float = 0.0  # the fake's clock on arrival, for rate measurements
 
     @property
     def json(self) -> Any:
@@ -60,7 +61,10 @@ class FakePartner:
 
     send_retry_after = True  # StackAdapt's 429 carries no Retry-After
 
-    def __init__(self, *, latency: float = 0.0, rate_limit: float | None = None, burst: float | None = None):
+    def __init__(self, *, latency: float = 0.0, rate_limit: float | None = None, burst: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        # Rate limiters read ``clock``: tests driving the adapter on virtual time pass the same clock.
+        self.clock = clock
         self.latency = latency
         self.rate_limit = rate_limit
         # "N requests per second" as partners usually mean it: up to one second's worth at once.
@@ -70,7 +74,7 @@ class FakePartner:
         self.lock = threading.RLock()
         self._injected: deque[tuple[int, float | None]] = deque()
         self._tokens = self.burst
-        self._updated = time.monotonic()
+        self._updated = clock()
         self.throttled = 0  # 429s answered because the client exceeded rate_limit
         self._server = None
         self._thread: threading.Thread | None = None
@@ -121,7 +125,7 @@ class FakePartner:
         request = Request(environ)
         record = Recorded(
             request.method, request.path, dict(request.args), dict(request.headers), request.get_data(),
-            at=time.monotonic(),
+            at=self.clock(),
         )
         with self.lock:
             self.requests.append(record)
@@ -155,7 +159,7 @@ class FakePartner:
         if not self.rate_limit:
             return None
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate_limit)
             self._updated = now
             if self._tokens >= 1:

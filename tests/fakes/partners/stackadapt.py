@@ -1,51 +1,68 @@
-"""A fake of StackAdapt's GraphQL API (``POST /graphql``), parsing documents with graphql-core.
+"""A fake of StackAdapt's GraphQL API (``POST /graphql``) that validates every document with graphql-core.
 
-Enforced as partners/stackadapt.md says. Observed/documented, by default: bearer token (401 with
-``errors[].extensions.code`` UNAUTHENTICATED), body keys limited to query/variables/operationName
-(400 otherwise), ``tokenInfo`` scopes, the three sync mutations with their exact input fields and
-types (enum ``type`` values unquoted), the profiles JSON string with ``email`` required and
-``action`` enter/exit (``userErrors`` with ``path`` ["profiles", index] for bad profiles, HTTP 200),
-``syncId`` as a batch dedupe key. Assumed, configurable: ``max_profiles`` per request (1000), the
-rate limit (off unless ``rate_limit``), 429 without ``Retry-After``, FORBIDDEN for an advertiser
-the token may not write.
+Enforced as partners/stackadapt.md and docs/adapters/stackadapt.md say:
+
+* **Schema (documented/observed)**: every document is parsed and validated against
+  ``stackadapt.graphql`` — the published input types (``MappingSchema`` with required ``label:
+  String!`` and ``isPii: Boolean!``, ``type`` an enum literal, ``UpsertProfilesInput`` …). A
+  document with any validation error is refused as a whole, like any GraphQL server: HTTP 200 with
+  ``errors`` and no ``data``, nothing applied.
+* **Values (documented by Segment's destination)**: ``externalProvider`` and ``mappableType`` are
+  ``"segment_io"``; ``advertiserId`` is an integer literal (the schema says ``ID``, which would also
+  take a string: ``integer_ids=False`` relaxes this). Refused before anything runs, like a
+  validation error.
+* **Transport (observed)**: bearer token (401 ``UNAUTHENTICATED``), body keys limited to
+  query/variables/operationName (400), ``tokenInfo`` scopes; an advertiser the token may not write is
+  refused with ``FORBIDDEN`` before anything runs.
+* **Profiles (observed)**: the ``profiles`` JSON string, ``email`` required, ``action`` enter/exit;
+  a bad profile is a ``userErrors`` entry with ``path`` ["profiles", "<index>"] (strings, per
+  ``UserError.path: [String!]``) and the others are applied. ``syncId`` dedupes a batch.
+* **Assumed, configurable**: ``max_profiles`` per request (1000), the rate limit (off unless
+  ``rate_limit``), 429 without ``Retry-After``.
 """
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from typing import Any
 
-from graphql import GraphQLError, parse
-from graphql.language import EnumValueNode, FieldNode, ObjectValueNode, OperationDefinitionNode, ValueNode
+from graphql import GraphQLError, build_schema, execute_sync, parse, validate
+from graphql.language import (
+    DocumentNode,
+    FieldNode,
+    IntValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    StringValueNode,
+    VariableNode,
+)
 from graphql.utilities import value_from_ast_untyped
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.partners.server import FakePartner, check_fields, json_response
+from tests.fakes.partners.server import FakePartner, json_response
 
-MAPPING_V2 = {"incomingKey": str, "destinationKey": str, "label": str, "type": str, "isPii": bool}
-AUDIENCE_MAPPING = {"incomingKey": str, "destinationKey": str, "label": str, "type": str, "isPii": bool}
-TYPES = {"STRING", "NUMBER", "BOOLEAN", "DATE"}
-ID = (int, str)
-
-
-class _BadInput(Exception):
-    def __init__(self, message: str, code: str = "BAD_USER_INPUT"):
-        super().__init__(message)
-        self.code = code
+SCHEMA = build_schema((Path(__file__).with_name("stackadapt.graphql")).read_text(encoding="utf-8"))
+PROVIDER = "segment_io"
+PROVIDER_FIELDS = {"externalProvider", "mappableType"}
 
 
 class FakeStackAdapt(FakePartner):
     send_retry_after = False
 
     def __init__(self, *, token: str = "sa-gql-s3cret-token", advertiser_id: str = "9001",
-                 scopes: tuple[str, ...] = ("READ", "WRITE"), max_profiles: int = 1000, **kwargs):
+                 scopes: tuple[str, ...] = ("READ", "WRITE"), max_profiles: int = 1000,
+                 integer_ids: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.token, self.advertiser_id, self.scopes = token, advertiser_id, list(scopes)
         self.max_profiles = max_profiles
+        self.integer_ids = integer_ids
         self.profiles: dict[tuple[str, str], dict] = {}
         self.memberships: dict[str, set[str]] = {}
         self.profile_mappings: list[dict] = []
         self.audience_mappings: list[dict] = []
         self.sync_ids: set[str] = set()
+        self.refused: list[list[dict]] = []  # the errors of every document refused as a whole
 
     @staticmethod
     def profiles_in(record) -> int | None:
@@ -68,6 +85,12 @@ class FakeStackAdapt(FakePartner):
         code = {401: "UNAUTHENTICATED", 429: "RATE_LIMITED", 400: "BAD_REQUEST"}.get(status, "INTERNAL")
         return json_response({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
 
+    def _refuse(self, errors: list[dict]) -> Response:
+        with self.lock:
+            self.refused.append(errors)
+        return json_response({"errors": errors})
+
+    # -- transport -----------------------------------------------------------------------
     def handle(self, request: Request) -> Response | None:
         if request.path != "/graphql" or request.method != "POST":
             return None
@@ -79,109 +102,93 @@ class FakeStackAdapt(FakePartner):
         extra = set(body) - {"query", "variables", "operationName"}
         if extra:
             return self.error(400, f"unexpected keys {sorted(extra)}")
+        variables = body.get("variables") or {}
         try:
             document = parse(body["query"])
         except GraphQLError as err:
-            return self.error(400, f"Syntax Error: {err.message}")
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if len(operations) != 1:
-            return self.error(400, "exactly one operation expected")
-        variables = body.get("variables") or {}
-        # Like a real GraphQL server: validate the whole document first, execute nothing if invalid.
-        plan, errors = [], []
-        for selection in operations[0].selection_set.selections:
-            if not isinstance(selection, FieldNode):
-                continue
-            name = selection.name.value
-            handler = getattr(self, f"_{operations[0].operation.value}_{name}", None)
-            try:
-                if handler is None:
-                    raise _BadInput(f"Cannot query field '{name}'", "GRAPHQL_VALIDATION_FAILED")
-                args = {a.name.value: a.value for a in selection.arguments or ()}
-                value = self._validate(name, args, variables)
-            except _BadInput as err:
-                errors.append({"message": str(err), "path": [name], "extensions": {"code": err.code}})
-                continue
-            plan.append(((selection.alias or selection.name).value, name, handler, value))
+            return self._refuse([_formatted(err, "GRAPHQL_PARSE_FAILED")])
+        # Like any GraphQL server: validate the whole document first, execute nothing if invalid.
+        errors = [_formatted(e, "GRAPHQL_VALIDATION_FAILED") for e in validate(SCHEMA, document)]
+        if not errors:
+            errors = self._contract_errors(document, variables)
         if errors:
-            return json_response({"errors": errors})
-        data = {}
-        for alias, name, handler, value in plan:
-            try:
-                data[alias] = handler(value)
-            except _BadInput as err:
-                data[alias] = None
-                errors.append({"message": str(err), "path": [name], "extensions": {"code": err.code}})
-        answer: dict = {"data": data}
-        if errors:
-            answer["errors"] = errors
+            return self._refuse(errors)
+        result = execute_sync(SCHEMA, document, root_value=_Root(self), variable_values=variables,
+                              operation_name=body.get("operationName"))
+        answer: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            answer["errors"] = [_formatted(e, "INTERNAL") for e in result.errors]
         return json_response(answer)
 
-    # -- operations ----------------------------------------------------------------------
-    def _query_tokenInfo(self, value: None) -> dict:
-        node = {"advertiser": {"name": f"Advertiser {self.advertiser_id}"}, "scopes": self.scopes}
-        return {"scopesByAdvertiser": {"nodes": [node]}}
+    def _contract_errors(self, document: DocumentNode, variables: dict) -> list[dict]:
+        """Checks the schema cannot express: provider values, integer advertiser ids, write scope."""
+        errors = []
+        for definition in document.definitions:
+            if not isinstance(definition, OperationDefinitionNode) or definition.operation.value != "mutation":
+                continue
+            for selection in definition.selection_set.selections:
+                if not isinstance(selection, FieldNode):
+                    continue
+                name = selection.name.value
+                for argument in selection.arguments or ():
+                    if not isinstance(argument.value, ObjectValueNode):
+                        continue
+                    for field in argument.value.fields:
+                        key, node = field.name.value, field.value
+                        value = value_from_ast_untyped(node, variables)
+                        if key in PROVIDER_FIELDS and value != PROVIDER:
+                            errors.append(_error(f"{name}: {key} must be \"{PROVIDER}\"", name, "BAD_USER_INPUT"))
+                        if key == "advertiserId":
+                            integer = isinstance(node, IntValueNode) or (
+                                isinstance(node, VariableNode) and isinstance(value, int))
+                            if self.integer_ids and not integer:
+                                kind = "a string" if isinstance(node, StringValueNode) else type(node).__name__
+                                errors.append(_error(f"{name}: advertiserId must be an integer, got {kind}",
+                                                     name, "BAD_USER_INPUT"))
+                            elif str(value) != self.advertiser_id or "WRITE" not in self.scopes:
+                                errors.append(_error(f"{name}: not allowed to write for advertiser {value}",
+                                                     name, "FORBIDDEN"))
+        return errors
 
-    def _validate(self, name: str, args: dict[str, ValueNode], variables: dict) -> dict | None:
-        """Static checks of one field's arguments against the documented input types."""
-        if name == "tokenInfo":
-            if args:
-                raise _BadInput("tokenInfo takes no arguments", "GRAPHQL_VALIDATION_FAILED")
-            return None
-        spec, mapping = INPUTS[name]
-        if set(args) != {"input"}:
-            raise _BadInput(f"expected exactly the argument 'input', got {sorted(args)}", "GRAPHQL_VALIDATION_FAILED")
-        _require_enum_types(args["input"])
-        value = value_from_ast_untyped(args["input"], variables)
-        problem = check_fields(value, spec, where="input")
-        if problem:
-            raise _BadInput(problem, "GRAPHQL_VALIDATION_FAILED")
-        if mapping:
-            key, entry_spec, optional = mapping
-            for index, entry in enumerate(value[key]):
-                problem = check_fields(entry, entry_spec, optional=optional, where=f"{key}[{index}]")
-                if problem or entry["type"] not in TYPES:
-                    raise _BadInput(problem or f"{key}[{index}].type must be one of {sorted(TYPES)}",
-                                    "GRAPHQL_VALIDATION_FAILED")
-        return value
+    # -- operations (called by graphql-core through _Root) -------------------------------
+    def token_info(self) -> dict:
+        node = {"advertiser": {"id": self.advertiser_id, "name": f"Advertiser {self.advertiser_id}"},
+                "scopes": self.scopes}
+        return {"createdAt": "2026-01-01T00:00:00Z", "expiresAt": None, "name": "fake token",
+                "scopesByAdvertiser": lambda info, **_: {"nodes": [node], "totalCount": 1}}
 
-    def _authorized(self, value: dict) -> None:
-        if str(value["advertiserId"]) != self.advertiser_id or "WRITE" not in self.scopes:
-            raise _BadInput("not allowed to write for this advertiser", "FORBIDDEN")
-
-    def _mutation_upsertProfileMapping(self, value: dict) -> dict:
-        self._authorized(value)
+    def upsert_profile_mapping(self, value: dict) -> dict:
         with self.lock:
             self.profile_mappings.append(value)
         return {"userErrors": []}
 
-    def _mutation_upsertExternalAudienceMapping(self, value: dict) -> dict:
-        self._authorized(value)
+    def upsert_external_audience_mapping(self, value: dict) -> dict:
         with self.lock:
             self.audience_mappings.append(value)
         return {"userErrors": []}
 
-    def _mutation_upsertProfiles(self, value: dict) -> dict:
-        self._authorized(value)
-        if not re.fullmatch(r"[0-9a-f]{64}", value["syncId"]):
-            raise _BadInput("syncId must be a SHA-256 hex digest")
+    def upsert_profiles(self, value: dict) -> dict:
+        sync_id = value.get("syncId") or ""
+        if not re.fullmatch(r"[0-9a-f]{64}", sync_id):
+            return {"userErrors": [{"message": "syncId must be a SHA-256 hex digest", "path": ["syncId"]}]}
         try:
-            profiles = json.loads(value["profiles"])
+            profiles = json.loads(value["profiles"]) if isinstance(value["profiles"], str) else value["profiles"]
         except ValueError:
-            raise _BadInput("profiles is not a JSON array") from None
+            profiles = None
         if not isinstance(profiles, list):
-            raise _BadInput("profiles is not a JSON array")
+            return {"userErrors": [{"message": "profiles is not a JSON array", "path": ["profiles"]}]}
         if len(profiles) > self.max_profiles:
-            raise _BadInput(f"at most {self.max_profiles} profiles per request")
+            return {"userErrors": [{"message": f"at most {self.max_profiles} profiles per request",
+                                    "path": ["profiles"]}]}
         with self.lock:
-            if value["syncId"] in self.sync_ids:
+            if sync_id in self.sync_ids:
                 return {"userErrors": []}  # the same batch again: already applied
-            self.sync_ids.add(value["syncId"])
+            self.sync_ids.add(sync_id)
             user_errors = []
             for index, profile in enumerate(profiles):
                 problem = _profile_problem(profile)
                 if problem:
-                    user_errors.append({"message": problem, "path": ["profiles", index]})
+                    user_errors.append({"message": problem, "path": ["profiles", str(index)]})
                     continue
                 self.profiles[(str(value["advertiserId"]), profile["userId"])] = profile
                 members = self.memberships.setdefault(profile["audienceId"], set())
@@ -191,18 +198,46 @@ class FakeStackAdapt(FakePartner):
                     members.discard(profile["userId"])
         return {"userErrors": user_errors}
 
+    def delete_profiles(self, value: dict) -> dict:
+        with self.lock:
+            for external_id in value["externalIds"]:
+                for advertiser in value.get("advertiserIds") or [self.advertiser_id]:
+                    self.profiles.pop((str(advertiser), external_id), None)
+                for members in self.memberships.values():
+                    members.discard(external_id)
+        return {"userErrors": []}
 
-INPUTS = {
-    "upsertProfileMapping": (
-        {"advertiserId": ID, "mappingSchemaV2": list, "isOptedIn": bool, "mappableType": str},
-        ("mappingSchemaV2", MAPPING_V2, frozenset()),
-    ),
-    "upsertExternalAudienceMapping": (
-        {"advertiserId": ID, "mappingSchema": list, "mappableType": str},
-        ("mappingSchema", AUDIENCE_MAPPING, frozenset({"label", "isPii"})),
-    ),
-    "upsertProfiles": ({"advertiserId": ID, "externalProvider": str, "syncId": str, "profiles": str}, None),
-}
+
+class _Root:
+    """The root value graphql-core resolves top-level fields on (default resolver: call with args)."""
+
+    def __init__(self, fake: FakeStackAdapt) -> None:
+        self.fake = fake
+
+    def tokenInfo(self, info):  # noqa: N802 - GraphQL field names
+        return self.fake.token_info()
+
+    def upsertProfileMapping(self, info, input):  # noqa: N802,A002
+        return self.fake.upsert_profile_mapping(input)
+
+    def upsertExternalAudienceMapping(self, info, input):  # noqa: N802,A002
+        return self.fake.upsert_external_audience_mapping(input)
+
+    def upsertProfiles(self, info, input):  # noqa: N802,A002
+        return self.fake.upsert_profiles(input)
+
+    def deleteProfilesWithExternalIds(self, info, input):  # noqa: N802,A002
+        return self.fake.delete_profiles(input)
+
+
+def _error(message: str, field: str, code: str) -> dict:
+    return {"message": message, "path": [field], "extensions": {"code": code}}
+
+
+def _formatted(err: GraphQLError, code: str) -> dict:
+    formatted = err.formatted
+    formatted.setdefault("extensions", {}).setdefault("code", code)
+    return formatted
 
 
 def _profile_problem(profile: object) -> str | None:
@@ -216,15 +251,3 @@ def _profile_problem(profile: object) -> str | None:
     if profile.get("action") not in ("enter", "exit"):
         return "action must be enter or exit"
     return None
-
-
-def _require_enum_types(node: ValueNode) -> None:
-    """Mapping ``type`` values are GraphQL enums: a quoted "STRING" is a type error."""
-    if isinstance(node, ObjectValueNode):
-        for field in node.fields:
-            if field.name.value == "type" and not isinstance(field.value, EnumValueNode):
-                raise _BadInput("type must be an enum value (STRING, NUMBER, BOOLEAN, DATE)",
-                                "GRAPHQL_VALIDATION_FAILED")
-            _require_enum_types(field.value)
-    for child in getattr(node, "values", None) or ():
-        _require_enum_types(child)

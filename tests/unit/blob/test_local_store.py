@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange.transfer.blobstore import BlobInfo, BlobNotFound, InvalidBlobKey, LocalBlobStore
+from exchange.blobs import BlobInfo, BlobNotFound, InvalidBlobKey, LocalBlobStore
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from exchange.blobs import LocalBlobStore, S3BlobStore, open_blob_store
 from exchange.errors import ConfigError
-from exchange.transfer.blobstore import LocalBlobStore, S3BlobStore, open_blob_store
 
 
 def test_plain_path_and_file_url(tmp_path: Path, monkeypatch) -> None:

@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from exchange.transfer.blobstore import MIN_PART_SIZE, BlobInfo, BlobNotFound, InvalidBlobKey, S3BlobStore
+from exchange.blobs import MIN_PART_SIZE, BlobInfo, BlobNotFound, InvalidBlobKey, S3BlobStore
 
 
 @pytest.fixture(scope="module")

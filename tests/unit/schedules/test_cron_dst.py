@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exchange.jobs.schedules import due_run, next_run_after, preview, validate_schedule
+from exchange.shares.schedules import due_run, next_run_after, preview, validate_schedule
 
 
 def utc(*args: int) -> datetime:

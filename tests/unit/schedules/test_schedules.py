@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from exchange.errors import ValidationFailed
-from exchange.jobs.schedules import (
+from exchange.shares.schedules import (
     describe,
     due_run,
     next_run_after,

@@ -5,7 +5,11 @@ import csv
 from collections import Counter
 from collections.abc import Iterator
 
-from .runner import Cancelled, Context
+from ...adapters.base import SegmentContext
+from ...adapters.driver import deliver
+from ...adapters.registry import get_adapter
+from ..context import Cancelled, Context
+from ..states import event
 
 
 def _dict_rows(ctx: Context, key: str) -> Iterator[dict]:
@@ -14,14 +18,9 @@ def _dict_rows(ctx: Context, key: str) -> Iterator[dict]:
 
 
 def deliver_adapter(ctx: Context, progress: dict) -> None:
-    from ..adapters.base import SegmentContext
-    from ..adapters.driver import deliver
-    from ..adapters.registry import get_adapter
-    from ..catalog.endpoints import adapter_settings
-
     with ctx.rt.db.session() as s:
         job, share, aud, dest, src = ctx.load(s)
-        settings = adapter_settings(ctx.rt, dest)
+        settings = ctx.rt.adapter_settings(dest)
         cls = get_adapter(dest.adapter_type)
         context = SegmentContext(site_id=str(settings.get("site_id") or job.account_id),
                                  segment_id=aud.external_id, segment_name=share.destination_audience,
@@ -34,13 +33,12 @@ def deliver_adapter(ctx: Context, progress: dict) -> None:
         adapter = cls(settings, context, http, base_url=base_url)
         report = deliver(adapter, adds=adds, removes=removes,
                          on_event=lambda msg: ctx.event(msg),
-                         cancel_check=lambda: _cancelled(ctx), max_attempts=ctx.rt.config.max_attempts)
+                         cancel_check=ctx.cancelled, max_attempts=ctx.rt.config.max_attempts)
     if report.cancelled:
         raise Cancelled()
     reasons = Counter(reason for _row, reason in report.rejected)
 
     def _done(s, job):
-        from .states import event
         c = dict(job.counts)
         c["delivered"] += report.accepted + len(report.rejected)
         c["acknowledged"] += report.accepted
@@ -51,7 +49,3 @@ def deliver_adapter(ctx: Context, progress: dict) -> None:
                       + (f"; refused: {dict(reasons.most_common(5))}" if reasons else ""))
     ctx.update(_done)
 
-
-def _cancelled(ctx: Context) -> bool:
-    from .phases import _cancel_flag
-    return _cancel_flag(ctx)

@@ -15,9 +15,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..catalog.gather import refresh_due
+from ..jobs.delivery.acks import expire_overdue
+from ..jobs.leases import worker_id
+from ..jobs.retention import purge_expired
 from ..models import SchedulerLease, Share, utcnow
-from .executor import worker_id
 from .schedules import due_run
+from .service import create_job
 
 log = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
@@ -46,8 +50,6 @@ def acquire_lease(rt, owner: str, now: datetime | None = None, seconds: int | No
 
 def schedule_due(rt, now: datetime | None = None) -> list[str]:
     """Create the jobs of every due share; returns their ids."""
-    from .service import create_job
-
     now = now or utcnow()
     created: list[str] = []
     with rt.db.session() as s:
@@ -95,10 +97,6 @@ class Scheduler:
             log.exception("scheduler tick failed")
 
     def housekeeping(self) -> None:
-        from ..catalog.gather import refresh_due
-        from .deliver import expire_overdue
-        from .retention import purge_expired
-
         try:
             if not acquire_lease(self.rt, self.owner):
                 return

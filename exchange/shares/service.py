@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, ValidationFailed
+from ..jobs.destination import Destination
+from ..jobs.states import event, transition
 from ..models import TERMINAL_STATES, Audience, Endpoint, Job, JobEvent, Share, utcnow
-from ..runtime import Runtime
+from ..transfer.mapping import validate_mapping
 from .schedules import describe, next_run_after, validate_schedule
-from .states import event, transition
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 RECURRING = {"interval", "cron", "on_new_data"}
 
@@ -31,21 +36,14 @@ def _referenced(session: Session, model, account_id: str, ident: str, field: str
 
 
 def destination_capabilities(dest: Endpoint) -> dict:
-    """What a destination accepts: identifiers, attributes (None = any), native modes."""
-    if dest.adapter_type:
-        from ..adapters.registry import get_adapter
-
-        cls = get_adapter(dest.adapter_type)
-        return {"identifiers": list(cls.identifiers), "attributes": None,
-                "native_modes": set(cls.native_modes)}
-    modes = {"add", "remove"} | ({"replace"} if dest.replace_native else set())
-    return {"identifiers": list(dest.identifiers or []), "attributes": list(dest.attributes or []) or None,
-            "native_modes": modes}
+    """What a destination accepts, as the web wizard shows it: identifiers, attributes (None = any), modes."""
+    caps = Destination.of(dest)
+    return {"identifiers": list(caps.identifiers),
+            "attributes": list(caps.attributes) if caps.attributes is not None else None,
+            "native_modes": set(caps.native_modes)}
 
 
 def _validate(session: Session, account_id: str, data: dict, aud: Audience, dest: Endpoint) -> None:
-    from ..transfer.mapping import validate_mapping
-
     errors: dict[str, list[str]] = {}
     if not (dest.consumer_transport or dest.adapter_type):
         errors["destination_id"] = ["This endpoint is not a consumer."]
@@ -53,13 +51,14 @@ def _validate(session: Session, account_id: str, data: dict, aud: Audience, dest
         errors["destination_id"] = ["This endpoint is disabled."]
     if aud.status == "gone":
         errors["audience_id"] = ["The producer no longer offers this audience."]
-    caps = destination_capabilities(dest)
+    caps = Destination.of(dest)
     source_columns = aud.data_columns or (list(aud.identifiers or []) + list(aud.attributes or [])) or None
-    errors.update(validate_mapping(data["mapping"], source_columns, caps["identifiers"], caps["attributes"]))
+    attributes = list(caps.attributes) if caps.attributes is not None else None
+    errors.update(validate_mapping(data["mapping"], source_columns, list(caps.identifiers), attributes))
     mode, delta = data["mode"], data["delta"]
     if delta and mode == "remove":
         errors.setdefault("delta", []).append("Delta applies to add and replace shares, not remove.")
-    if mode in ("remove", "replace") and "remove" not in caps["native_modes"]:
+    if mode in ("remove", "replace") and not caps.can_remove:
         errors.setdefault("mode", []).append(f"This destination cannot remove members, so {mode} is impossible.")
     if errors:
         raise ValidationFailed("The share is not valid for this audience and destination.", errors=errors)
