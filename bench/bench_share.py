@@ -244,7 +244,8 @@ def _measure(sizes: list[int]) -> list[dict]:
             api = _Api(f"http://127.0.0.1:{ex.port}", token)
             attrs = ["first_name", "country"]
             pull_p = api.post("/v1/endpoints", {"name": "P-pull", "contact_url": f"http://127.0.0.1:{pport}",
-                                       "producer": {"transport": "pull"}, "identifiers": ["email"], "attributes": attrs})
+                                       "producer": {"transport": "pull"}, "identifiers": ["email"],
+                                       "attributes": attrs})
             push_p = api.post("/v1/endpoints", {"name": "P-push", "producer": {"transport": "push"},
                                                 "identifiers": ["email"], "attributes": attrs})
             sink_c = api.post("/v1/endpoints", {"name": "Sink", "contact_url": f"http://127.0.0.1:{sport}",

@@ -108,8 +108,8 @@ def _compare(got, body: bytes, rules) -> None:
     assert counts["received"] == counts["valid"] + counts["rejected"] + counts["duplicates"]
 
 
-@settings(max_examples=int(os.environ.get("ENGINE_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("ENGINE_EXAMPLES", "150")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(body=bodies(), block_bytes=st.integers(1, 160), chunk=st.integers(1, 64), gz=st.booleans(),
        two_ids=st.booleans(), partitions=st.sampled_from([1, 3, 64]))
 def test_engine_matches_the_reference(tmp_path, body, block_bytes, chunk, gz, two_ids, partitions):
@@ -122,7 +122,7 @@ def test_engine_matches_the_reference(tmp_path, body, block_bytes, chunk, gz, tw
 def _hostile_file(rows: int, seed: int) -> bytes:
     rng = random.Random(seed)
     parts = [b"email,name,country"]
-    for i in range(rows):
+    for _ in range(rows):
         r = rng.random()
         email = f"user{rng.randrange(rows // 3)}@example.com" if r < 0.5 else rng.choice(EMAILS)
         if r < 0.05:  # a long quoted multi-line field: records that straddle blocks
