@@ -303,7 +303,10 @@ def _worker_main() -> None:
     recv = Connection(os.dup(0), writable=False)
     send = Connection(os.dup(1), readable=False)
     sys.stdout = sys.stderr  # fd 1 carries results only
-    spec: BlockSpec = pickle.loads(recv.recv_bytes())
+    try:
+        spec: BlockSpec = pickle.loads(recv.recv_bytes())
+    except EOFError:
+        return
     transformer = BlockTransformer(spec)
     while True:
         try:

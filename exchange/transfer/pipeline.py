@@ -340,14 +340,17 @@ class _BlockReader:
         target = self.block_bytes
         while True:
             self._fill(target)
-            if self._eof:
+            if self._eof and self._size <= self.block_bytes:
                 if not self._size:
                     return None
                 data = self._take()
                 first, self.line = self.line, self.line + data.count(b"\n")
                 return first, data, True
             buf = self._take()
-            cut = buf.rfind(b"\n") + 1
+            cut = buf.rfind(b"\n", 0, self.block_bytes) + 1 or buf.find(b"\n", self.block_bytes) + 1
+            if not cut and self._eof:
+                first, self.line = self.line, self.line + buf.count(b"\n")
+                return first, buf, True
             if not cut:  # no line end yet (a long line, or tiny blocks): read more
                 self._pending, self._size = [buf], len(buf)
                 target = len(buf) + self.block_bytes

@@ -168,3 +168,25 @@ def test_shared_vectors_through_the_engine(tmp_path):
             assert hashes.get(str(i)) == v["sha256"] or str(i) not in hashes and v["sha256"] in hashes.values(), v
         else:
             assert str(i) in rejected, v
+
+
+def test_a_dead_worker_fails_the_transform_and_leaves_nothing(tmp_path, monkeypatch):
+    from exchange.transfer import blocks
+
+    started = []
+    real = blocks.ProcessRunner.__init__
+
+    def init(self, *args, **kw):
+        real(self, *args, **kw)
+        started.append(self)
+        self._procs[0].kill()  # as if the OOM killer took a worker
+
+    monkeypatch.setattr(blocks.ProcessRunner, "__init__", init)
+    body = _hostile_file(3000, seed=1)
+    (tmp_path / "out.csv").write_text("previous\n")
+    with pytest.raises(blocks.WorkerDied):
+        run_transform([body], gzip=False, rules=RULES, identifier_types=IDS, out_path=str(tmp_path / "out.csv"),
+                      rejects_path=str(tmp_path / "rej.csv"), block_bytes=4096, workers=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+    assert (tmp_path / "out.csv").read_text() == "previous\n"
+    assert all(p.poll() is not None for p in started[0]._procs or [])
