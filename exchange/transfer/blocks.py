@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection
 
 from exchange.transfer.csvio import CsvLimits, CsvStream, Reject, format_row
 from exchange.transfer.dedupe import bucket_keys, later_copies
-from exchange.transfer.mapping import RowRejected, compile_mapping
+from exchange.transfer.mapping import compile_mapping
 from exchange.transfer.rejects import RejectsWriter
 
 __all__ = ["BlockResult", "BlockSpec", "BlockTransformer", "InlineRunner", "ProcessRunner"]
@@ -77,60 +77,47 @@ class BlockTransformer:
     def run(self, index: int, first_line: int, data: bytes, final: bool, partition: bool) -> BlockResult:
         spec, mapper = self.spec, self.mapper
         stream = CsvStream.block(data, spec.header, first_line, final=final, limits=spec.limits)
-        fn, key = mapper.fn, mapper.key
-        commas = len(mapper.columns) - 1
-        hashed0, passed0 = mapper.hashed, mapper.passed_through
-        out: list[str] = []
+        map_rows = mapper.map_rows
+        out: list = []  # finished lines, or lists of values still to be quoted (their indices in slow)
         keys: list[str] = []
-        starts: list[int] | None = None  # line of each staged record, once one spans several lines
-        multi: list[tuple[int, int]] = []
         seen: set[str] = set()
-        duplicates = line_no = 0
+        duplicates = hashed = passed = 0
+        multi_line = False
         rejects_buf = io.BytesIO()
         rejects = RejectsWriter(rejects_buf, spec.header, write_header=False)
         for batch in stream.batches(_BATCH):
-            bad: list[Reject] = batch.rejects
-            for i, row in enumerate(batch.rows):
-                try:
-                    values = fn(row)
-                except RowRejected as exc:
-                    bad.append(Reject(batch.line_of(i), row, exc.reason))
-                    continue
-                k = key(values)
-                if k in seen:
-                    duplicates += 1
-                    continue
-                seen.add(k)
-                keys.append(k)
-                line = ",".join(values)
-                if '"' not in line and "\n" not in line and "\r" not in line and line.count(",") == commas:
-                    out.append(line + "\n")
-                    if starts is not None:
-                        starts.append(line_no)
-                    line_no += 1
-                    continue
-                line = format_row(values)
-                out.append(line)
+            bad: list[tuple[int, str]] = []
+            slow: list[int] = []
+            d, h, p = map_rows(batch.rows, seen, keys, out, bad, slow)
+            duplicates, hashed, passed = duplicates + d, hashed + h, passed + p
+            for j in slow:
+                out[j] = line = format_row(out[j])
+                multi_line = multi_line or line.count("\n") > 1
+            found = batch.rejects  # the reader's, then the mapper's: written in line order
+            if bad:
+                rows = batch.rows
+                found.extend(Reject(batch.line_of(i), rows[i], reason) for i, reason in bad)
+            if found:
+                found.sort(key=lambda reject: reject.line)
+                rejects.write_all(found)
+        rejects.flush()
+        starts: list[int] | range = range(len(out))
+        multi: list[tuple[int, int]] = []
+        lines = len(out)
+        if multi_line:  # records with embedded newlines: staged line numbers differ from indices
+            starts, lines = [], 0
+            for line in out:
                 n = line.count("\n")
                 if n > 1:
-                    if starts is None:
-                        starts = list(range(line_no))
-                    multi.append((line_no, n))
-                if starts is not None:
-                    starts.append(line_no)
-                line_no += n
-            if bad:
-                bad.sort(key=lambda reject: reject.line)
-                rejects.write_all(bad)
-        rejects.flush()
+                    multi.append((lines, n))
+                starts.append(lines)
+                lines += n
         result = BlockResult(
-            index, out="".join(out).encode("utf-8"), lines=line_no, rows=len(out), multi=multi,
+            index, out="".join(out).encode("utf-8"), lines=lines, rows=len(out), multi=multi,
             rejects=rejects_buf.getvalue(), received=stream.received, rejected=rejects.count,
-            duplicates=duplicates, hashed=mapper.hashed - hashed0,
-            passed_through=mapper.passed_through - passed0, tail_line=stream.tail_line)
+            duplicates=duplicates, hashed=hashed, passed_through=passed, tail_line=stream.tail_line)
         if partition:
-            positions = range(len(keys)) if starts is None else starts
-            result.buckets = bucket_keys(keys, positions, spec.partitions, index)
+            result.buckets = bucket_keys(keys, starts, spec.partitions, index)
         return result
 
 
