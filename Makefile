@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test openapi docs bench lint chromium screenshots clean
+.PHONY: install run test test-pythons openapi docs bench lint chromium screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,12 +15,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# make run [PORT=8080] [HOST=127.0.0.1]
 run: install
 	$(BIN)/exchange db upgrade
-	$(BIN)/exchange demo
+	$(BIN)/exchange demo $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	scripts/other-pythons.sh
+
+# Quick pass (unit, api, OpenAPI drift) on each other supported Python (3.11-3.13) found here.
+test-pythons: install
+	scripts/other-pythons.sh
 
 openapi: install
 	$(BIN)/exchange openapi --out openapi/openapi.json
@@ -48,4 +54,4 @@ screenshots: install chromium
 	$(BIN)/python -m exchange.web.screenshots docs/screenshots
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .venv-3.* var .pytest_cache

@@ -5,14 +5,16 @@ enforces the partner's limit (answering 429 above it) — Equativ's fake its obs
 profiles/s, the others the requests/s their adapter declares (nothing is published for them) — so
 going too fast shows up as 429s and waits, not as a better score. The share is measured against
 the partner's real limit in ids per second as the adapter publishes it in ``limits`` (GET
-/v1/adapters), with its status (documented / observed / assumed). The fake runs in its own process, as a partner would: in
-this process it would compete for the GIL (parsing a 1,000-profile GraphQL document alone takes
-StackAdapt's fake ~60 ms of CPU) and the bench would measure the fake instead of the adapter. Reported per
-adapter: requests/s at the fake (steady state,
-first to last batch arrival), ids/s end to end, their share of the declared limit, 429s.
+/v1/adapters), with its status (documented / observed / assumed). The fake runs in its own
+process, as a partner would: in this process it would compete for the GIL (parsing and validating
+a 1,000-profile GraphQL document takes StackAdapt's fake tens of ms of CPU) and the bench would
+measure the fake instead of the adapter. Reported per adapter: requests/s and ids/s at the fake
+(steady state, first to last batch arrival), ids/s end to end, the share of the partner's limit,
+429s.
 
-At the declared limits 1M ids takes about 100 s (Equativ, Batch, StackAdapt) and about 2.8 hours
-for Equals (one user per request). By default a smaller count runs (about 10-15 s per adapter) and
+At those limits 1M ids takes about 17 minutes for Equativ (1,000 profiles/s), about 100 s for Batch
+and StackAdapt, and about 2.8 hours for Equals (one user per request). By default a smaller count
+runs (about 10-15 s per adapter; ``BENCH_ADAPTERS_SECONDS`` changes it) and
 the time for 1M ids is extrapolated from the measured ids/s — the ``ids_sent`` row says how many
 were really sent. ``BENCH_ADAPTERS_IDS=1000000 python bench/bench_adapters.py`` runs the full count.
 """

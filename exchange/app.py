@@ -22,6 +22,12 @@ API_DESCRIPTION = (
 class ExchangeApi(Api):
     """flask-smorest's Api, documenting errors as the problem documents the app really sends."""
 
+    def _init_spec(self, *args, **kwargs):
+        super()._init_spec(*args, **kwargs)
+        from .openapi_stable import StableSpec
+
+        self.spec.__class__ = StableSpec  # component names and phrases independent of the Python version
+
     def _register_responses(self):
         from .schemas.common import ProblemSchema
 
@@ -75,6 +81,7 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
     from .api import (
         account,
         adapters,
+        applications,
         audiences,
         audit,
         deliveries,
@@ -90,7 +97,8 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
     # one Api per app: tests build many apps and each needs its own OpenAPI document
     api = ExchangeApi(app)
 
-    for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters, audit, account):
+    for module in (ops, keys, endpoints, audiences, shares, jobs, deliveries, adapters, audit, account,
+                   applications):
         api.register_blueprint(module.blp)
     from .api import webhooks as webhooks_api
 

@@ -130,7 +130,7 @@ def keys_rotate() -> None:
 @click.option("--port", default=None, type=int, help="Port (default EXCHANGE_PORT or 8080).")
 def demo(host: str | None, port: int | None) -> None:
     """Set up (or reuse) the demo: reference endpoints, shares, a first run; then serve until Ctrl-C."""
-    from .demo import run_demo
+    from .demo import DemoStopped, run_demo
     from .errors import ConfigError
 
     cfg = Config.from_env()
@@ -138,6 +138,8 @@ def demo(host: str | None, port: int | None) -> None:
         run_demo(cfg, host=host or cfg.host, port=port or cfg.port, out=click.echo)
     except ConfigError as exc:
         raise click.ClickException(exc.detail) from exc
+    except DemoStopped:
+        click.echo("stopped")
 
 
 @main.command()
@@ -226,6 +228,73 @@ def openapi(out: str | None) -> None:
             fh.write(text)
     else:
         click.echo(text, nl=False)
+
+
+@main.group()
+def applications() -> None:
+    """Review endpoint applications (operators of the exchange)."""
+
+
+@applications.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Every application, not only those waiting for review.")
+@click.option("--json", "as_json", is_flag=True)
+def applications_list(show_all: bool, as_json: bool) -> None:
+    """Applications waiting for review (or all with --all)."""
+    from sqlalchemy import select
+
+    from .applications.registry import review_queue
+    from .models import Account, Application
+    from .runtime import Runtime
+
+    rt = Runtime(Config.from_env())
+    with rt.db.session() as s:
+        apps = list(s.scalars(select(Application).order_by(Application.created_at))) if show_all else review_queue(s)
+        rows = [{"id": a.id, "name": a.spec.get("name"), "provider": (s.get(Account, a.account_id) or Account()).name,
+                 "state": a.state, "version": a.version, "pending_state": a.pending_state,
+                 "auth": (a.spec.get("auth") or {}).get("type", "key")} for a in apps]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        pending = f" (version {r['version'] + 1} {r['pending_state']})" if r["pending_state"] else ""
+        click.echo(f"{r['id']}  {r['state']:<9} v{r['version']}{pending}  {r['auth']:<6} {r['name']} "
+                   f"- {r['provider']}")
+    if not rows:
+        click.echo("nothing to review" if not show_all else "no applications")
+
+
+def _review(application_id: str, decision: str, reason: str | None) -> None:
+    from .applications.registry import approve, reject
+    from .errors import ExchangeError
+    from .runtime import Runtime
+
+    rt = Runtime(Config.from_env())
+    try:
+        with rt.db.session() as s:
+            app = approve(s, application_id, reason, actor="operator:cli") if decision == "approve" else \
+                reject(s, application_id, reason or "", actor="operator:cli")
+            state, version = app.state, app.version
+    except ExchangeError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(2)
+    click.echo(f"application {application_id}: {state} (version {version})"
+               + (f", reason: {reason}" if reason else ""))
+
+
+@applications.command("approve")
+@click.argument("application_id")
+@click.option("--reason", default=None, help="Note for the provider.")
+def applications_approve(application_id: str, reason: str | None) -> None:
+    """Approve what is in review (a first version, or the next version of an approved application)."""
+    _review(application_id, "approve", reason)
+
+
+@applications.command("reject")
+@click.argument("application_id")
+@click.option("--reason", required=True, help="Why; shown to the provider.")
+def applications_reject(application_id: str, reason: str) -> None:
+    """Reject what is in review, with the reason the provider will see."""
+    _review(application_id, "reject", reason)
 
 
 @main.group()

@@ -28,6 +28,7 @@ class Config:
     old_secret_keys: str = ""  # comma-separated keys that still decrypt (rotation)
     allow_private_urls: bool = False  # allow loopback/private endpoint URLs (demo, tests); keep false in production
     session_cookie_secure: bool = False  # send the web session cookie over HTTPS only; true behind TLS
+    operator_emails: str = ""  # comma-separated web users who review endpoint applications (/operator/applications)
     # --- limits ----------------------------------------------------------------------------
     max_json_bytes: int = 1_048_576  # largest JSON request body (413 beyond)
     max_upload_bytes: int = 5 * 1024**3  # largest CSV upload body (match the proxy's limit)

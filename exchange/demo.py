@@ -12,9 +12,13 @@ demo's key and password), so running it again reuses the account, endpoints and 
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import secrets
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,6 +37,8 @@ EMAIL_SHA256 = {"source": "email", "target": "email_sha256", "transform": ["norm
 ADS_AUDIENCE = "Loyal customers"
 WAREHOUSE_AUDIENCE = "Newsletter subscribers"
 JOB_WAIT_SECONDS = 120.0
+# endpoints connected from applications (name in the directory), not registered by hand
+CONNECTED = {"crm": "Reference CRM", "ads": "Reference ad platform"}
 
 
 @dataclass
@@ -207,10 +213,20 @@ def _share_bodies(loyal: dict, newsletter: dict, ads_id: str, warehouse_id: str)
 
 
 def _setup(client: Client, state: dict, state_file: Path,
-           endpoints: dict[str, ReferenceEndpoint]) -> dict[str, str]:
+           endpoints: dict[str, ReferenceEndpoint], rt=None) -> dict[str, str]:
     """Register endpoints and shares through the API; returns the jobs started now, by share name."""
     saved = state["endpoints"]
     for name, body in _endpoint_bodies(saved).items():
+        if name in CONNECTED:  # Click to Connect: an approved application of the provider account
+            from . import demo_apps
+
+            ep = endpoints[name]
+            saved[name]["port"] = ep.port
+            app_id = demo_apps.ensure_application(rt, state["provider_account_id"], saved[name], CONNECTED[name],
+                                                  body, ep.url)
+            demo_apps.ensure_connected(client, saved[name], body["name"], app_id,
+                                       None if saved[name].get("client_secret") else body["credential"])
+            continue
         _ensure_endpoint(client, saved[name], body, endpoints.get(name))
     _save_state(state_file, state)  # endpoint keys are shown once: keep them even if a step below fails
     crm_id = saved["crm"]["id"]
@@ -251,6 +267,10 @@ def run_demo(config: Config, *, serve: bool = True, host: str = "127.0.0.1", por
     url = f"http://{web_host}:{server.port}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     endpoints: dict[str, ReferenceEndpoint] = {}
+    access_log = _quiet_access_log(var_dir / "demo" / "access.log")
+    out(f"Audience Exchange demo: starting on {url}/ — setting up the demo endpoints and shares "
+        f"(access log: {access_log})")
+    previous_term = _sigterm_as_interrupt() if serve else None
     try:
         reused = _ensure_account(rt, state)
         saved = state.setdefault("endpoints", {})
@@ -260,15 +280,22 @@ def run_demo(config: Config, *, serve: bool = True, host: str = "127.0.0.1", por
         warehouse_dir.mkdir(parents=True, exist_ok=True)
         endpoints["crm"] = _start_endpoint(saved["crm"], producer_dir=sample_dir,
                                            credential=saved["crm"]["credential"])
-        endpoints["ads"] = _start_endpoint(saved["ads"], consumer_dir=ads_dir,
-                                           credential=saved["ads"]["credential"])
-        if serve:
-            rt.start_background()
-        else:
-            rt.executor.start()
+        from . import demo_apps
+
+        demo_apps.ensure_provider(rt, state)
+        oauth = demo_apps.oauth_settings(saved["ads"], url, str(var_dir / "demo" / "ads-oauth-tokens.json"))
+        oauth.redirect_uris.append(f"http://localhost:{server.port}/v1/connect/callback")
+        (var_dir / "demo").mkdir(parents=True, exist_ok=True)
+        # the ad platform accepts only the access tokens its own authorization server issued
+        endpoints["ads"] = _start_endpoint(saved["ads"], consumer_dir=ads_dir, oauth=oauth)
+        with _sigint_ignored():  # worker processes inherit it: Ctrl-C stops them through the parent
+            if serve:
+                rt.start_background()
+            else:
+                rt.executor.start()
         thread.start()
         with Client(url, state["api_key"], retries=2, backoff=0.2) as client:
-            started = _setup(client, state, state_file, endpoints)
+            started = _setup(client, state, state_file, endpoints, rt)
             _save_state(state_file, state)
             jobs = {name: client.wait_job(job_id, JOB_WAIT_SECONDS, interval=0.2,
                                           until={"succeeded", "partially_succeeded", "failed", "cancelled",
@@ -282,21 +309,85 @@ def run_demo(config: Config, *, serve: bool = True, host: str = "127.0.0.1", por
         _report(info, out)
         if serve:
             out("Serving the exchange; press Ctrl-C to stop.")
-            try:
-                while thread.is_alive():
-                    thread.join(0.5)
-            except KeyboardInterrupt:
-                out("stopped")
+            while thread.is_alive():
+                thread.join(0.5)
         return info
+    except KeyboardInterrupt:
+        out("stopping…")
+        raise DemoStopped() from None
     except ToolkitError as exc:
         raise ConfigError(f"the demo could not set itself up: {exc}") from exc
     finally:
-        if thread.is_alive():
-            server.shutdown()
-        server.server_close()
-        for ep in endpoints.values():
-            ep.stop()
-        rt.shutdown()
+        with _sigint_ignored():  # a second Ctrl-C must not interrupt the clean-up halfway
+            if thread.is_alive():
+                server.shutdown()
+            server.server_close()
+            for ep in endpoints.values():
+                ep.stop()
+            rt.shutdown()
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+class DemoStopped(Exception):
+    """Ctrl-C or SIGTERM ended the demo; everything it started has been stopped."""
+
+
+def _quiet_access_log(path: Path) -> Path:
+    """Send werkzeug's per-request lines to ``path`` instead of the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    access = logging.getLogger("werkzeug")
+    for handler in list(access.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == path.resolve():
+            return path
+        access.removeHandler(handler)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    return path
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while child processes start (a spawned Python keeps an ignored SIGINT ignored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM stops the demo the way Ctrl-C does; returns the previous handler (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _toolkit_command() -> str:
+    """How to run exchange-toolkit from here: ``.venv/bin/exchange-toolkit`` rather than a bare name."""
+    script = Path(sys.executable).parent / "exchange-toolkit"
+    if not script.exists():
+        return "exchange-toolkit"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def _state_text(job: dict) -> str:
+    from .web.format import state_label
+
+    return state_label(job["state"]).lower()
 
 
 def _report(info: DemoInfo, out: Callable[[str], None]) -> None:
@@ -307,13 +398,13 @@ def _report(info: DemoInfo, out: Callable[[str], None]) -> None:
         f"  login         {info.email} / {info.password}",
         f"  API key       {info.api_key}",
         f"  ad platform   delivered file: {info.ads_file}",
-        (f"  warehouse     pull it with: exchange-toolkit --url {info.url} --key {info.warehouse_key} "
+        (f"  warehouse     pull it with: {_toolkit_command()} --url {info.url} --key {info.warehouse_key} "
          f"pull --out {info.warehouse_dir}"),
         f"  demo state    {info.state_file}",
     ]
     for name, job in info.jobs.items():
         counts = job.get("counts") or {}
-        lines.append(f"  job {name}: {job['state']} (received {counts.get('received', 0)}, "
+        lines.append(f"  job {name}: {_state_text(job)} (received {counts.get('received', 0)}, "
                      f"delivered {counts.get('delivered', 0)}, rejected {counts.get('rejected', 0)}, "
                      f"duplicates {counts.get('duplicates', 0)}) — {job['id']}")
     for line in lines:

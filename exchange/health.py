@@ -213,7 +213,7 @@ def _redact(url: str) -> str:
 
 def init_blobs(cfg: Config) -> str:
     """``exchange blobs init``: create the bucket (S3) or folder (local) if missing, then probe it."""
-    from .transfer.blobstore import open_blob_store
+    from .blobs import open_blob_store
 
     store = open_blob_store(cfg.blob_url, s3_endpoint_url=cfg.s3_endpoint_url or None)
     if cfg.blob_url.startswith("s3://"):

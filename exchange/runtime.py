@@ -8,13 +8,18 @@ from __future__ import annotations
 import json
 import logging
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .db import Database
 
 if TYPE_CHECKING:
+    from .blobs import BlobStore
+    from .jobs.executor import Executor
     from .models import Endpoint
+    from .net import OutboundSession
+    from .secrets import SecretBox
+    from .shares.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -23,30 +28,39 @@ class Runtime:
     def __init__(self, config: Config):
         self.config = config
         self.db = Database(config.database_url)
-        self._executor = None
-        self._scheduler = None
+        self._executor: Executor | None = None
+        self._scheduler: Scheduler | None = None
 
     @cached_property
-    def blobs(self):
+    def blobs(self) -> BlobStore:
         from .blobs import open_blob_store
 
         return open_blob_store(self.config.blob_url, s3_endpoint_url=self.config.s3_endpoint_url or None)
 
     @cached_property
-    def secrets(self):
+    def secrets(self) -> SecretBox:
         from .secrets import SecretBox
 
         return SecretBox(self.config.secret_keys)
 
-    def credential(self, ep: Endpoint) -> str | None:
-        """The endpoint's outbound bearer credential, decrypted (never stored in the clear)."""
+    def credential(self, ep: Endpoint):
+        """The endpoint's outbound bearer credential, decrypted (never stored in the clear). For an
+        endpoint connected by OAuth 2.0, an object whose ``str()`` is the current access token: refreshed
+        first when about to expire, and once more on a 401 (``exchange.applications.tokens``)."""
+        if ep.credential_type == "oauth2" and ep.credential_enc:
+            from .applications.tokens import bearer
+
+            return bearer(self, ep)
         return self.secrets.decrypt(ep.credential_enc) if ep.credential_enc else None
 
-    def adapter_settings(self, ep: Endpoint) -> dict:
+    def adapter_settings(self, ep: Endpoint) -> dict[str, Any]:
         """The endpoint's adapter settings with their secrets, decrypted."""
-        return json.loads(self.secrets.decrypt(ep.adapter_settings_enc)) if ep.adapter_settings_enc else {}
+        if not ep.adapter_settings_enc:
+            return {}
+        settings: dict[str, Any] = json.loads(self.secrets.decrypt(ep.adapter_settings_enc))
+        return settings
 
-    def http(self):
+    def http(self) -> OutboundSession:
         """A new outbound HTTP session with the SSRF guard and default timeouts."""
         from .net import OutboundSession
 
@@ -54,7 +68,7 @@ class Runtime:
                                timeout=(self.config.http_connect_timeout, self.config.http_read_timeout))
 
     @property
-    def executor(self):
+    def executor(self) -> Executor:
         if self._executor is None:
             from .jobs.executor import make_executor
 
@@ -67,8 +81,8 @@ class Runtime:
         if self.config.scheduler:
             from .shares.scheduler import Scheduler
 
-            self._scheduler = Scheduler(self)
-            self._scheduler.start()
+            scheduler = self._scheduler = Scheduler(self)
+            scheduler.start()
 
     def shutdown(self) -> None:
         if self._scheduler is not None:

@@ -15,23 +15,20 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from marshmallow import RAISE, Schema, ValidationError, fields
 
-from exchange.errors import (
-    ExchangeError,
-    InvalidCredentials,
-    PermanentTransferError,
-    RetryableTransferError,
-    ValidationFailed,
-)
+from exchange.errors import ExchangeError, InvalidCredentials, ValidationFailed
+from exchange.net.outcomes import Outcome, Resolution, classify, error_for, is_rate_limit, resolve_status
+from exchange.net.outcomes import parse_retry_after as _parse_retry_after
+from exchange.net.retry import RetryPolicy
+
+__all__ = ["Adapter", "BatchResult", "SegmentContext", "error_for_status", "is_rate_limited", "parse_retry_after"]
 
 Op = Literal["add", "remove"]
 MODES = frozenset({"add", "remove", "replace"})
@@ -116,45 +113,32 @@ def secret_names(schema_cls: type[Schema]) -> list[str]:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (delta-seconds or HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """Retry-After as seconds (delta-seconds or HTTP date, capped like every outbound call's)."""
+    return _parse_retry_after(value)
+
+
+# What partner statuses mean where they differ from the exchange's one table (exchange.net.outcomes):
+# partners answer 403 for a refused operation (Batch: API_MISUSE), not for bad credentials.
+PARTNER_STATUS_OVERRIDES: Mapping[int, Resolution] = {403: Resolution.FAIL}
 
 
 def error_for_status(
-    status: int, *, detail: str, retry_after: float | None = None, auth_setting: str | None = None
+    status: int, *, detail: str, retry_after: float | None = None, auth_setting: str | None = None,
+    overrides: Mapping[int, Resolution] | None = None,
 ) -> ExchangeError | None:
-    """The one status → error table for partner answers (SPEC §5, partners/README.md).
-
-    Kept as a single function so it can later be swapped for the shared table in exchange.net.
-    """
-    if status < 400:
+    """The error for a partner's answer, through the exchange's one status table (None when OK)."""
+    resolution = resolve_status(status, PARTNER_STATUS_OVERRIDES if overrides is None else overrides)
+    if resolution is Resolution.OK:
         return None
-    if status == 401:
-        return InvalidCredentials(detail, setting=auth_setting)
-    if status in (408, 409, 423, 429) or (status >= 500 and status != 501):
-        exc: ExchangeError = RetryableTransferError(detail, retry_after=retry_after)
-    else:
-        exc = PermanentTransferError(detail)
+    exc = error_for(Outcome(resolution, detail, status=status, retry_after=retry_after),
+                    credential_setting=auth_setting, hint=False)
     # Not passed as ``status=``: that would become the status of *our* problem document.
     exc.partner_status = status  # type: ignore[attr-defined]
     return exc
 
 
 def is_rate_limited(exc: BaseException) -> bool:
-    return getattr(exc, "partner_status", None) == 429 or getattr(exc, "status", None) == 429
+    return is_rate_limit(exc)
 
 
 class Adapter:
@@ -175,6 +159,10 @@ class Adapter:
     # EXCHANGE_ADAPTER_BASE_URLS ({"type": "url"} for every role, or {"type": {"role": "url"}}).
     hosts: ClassVar[dict[str, str]] = {}
     limits: ClassVar[tuple[Limit, ...]] = ()  # the partner's limits, as published in GET /v1/adapters
+    # Only what differs from the exchange's one outbound policy: statuses with another meaning, and
+    # the retry numbers (partners index slowly: backoff from 1 s up to 60 s, 15 min of 429 waits).
+    status_overrides: ClassVar[Mapping[int, Resolution]] = PARTNER_STATUS_OVERRIDES
+    retry_policy: ClassVar[RetryPolicy] = RetryPolicy(max_attempts=5, base=1.0, cap=60.0, max_rate_limit_wait=900.0)
 
     def __init__(
         self,
@@ -248,6 +236,17 @@ class Adapter:
     def default_host(self, role: str) -> str:
         """The partner's own base URL for ``role``; subclasses pick by region or setting."""
         return self.hosts[role]
+
+    @property
+    def base_url(self) -> str:
+        """The ``api`` host: kept for plug-ins written before host roles (one base URL each)."""
+        return self.host("api") if "api" in self.hosts else ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        legacy = cls.__dict__.get("base_url_default")
+        if legacy and "hosts" not in cls.__dict__:  # a plug-in declaring one base URL: the ``api`` role
+            cls.hosts = {"api": legacy}
 
     def host(self, role: str) -> str:
         """The base URL to use for ``role``: endpoint setting, then deployment, then the partner's."""
@@ -335,11 +334,11 @@ class Adapter:
             self.pace()
         try:
             response = self.session.request(method, url, **kwargs)
-        except (requests.Timeout, requests.ConnectionError) as err:
-            # The exception text carries the URL: report only its kind.
-            raise RetryableTransferError(f"{self.title}: {what} failed ({type(err).__name__})") from None
-        except requests.RequestException as err:
-            raise PermanentTransferError(f"{self.title}: {what} failed ({type(err).__name__})") from None
+        except (requests.RequestException, OSError) as err:
+            # Resolved by the one exception table; the exception text carries the URL: report only its kind.
+            outcome = classify(err)
+            raise error_for(Outcome(outcome.resolution, f"{self.title}: {what} failed ({type(err).__name__})"),
+                            hint=False) from None
         if response.status_code in ok:
             return response
         detail = f"{self.title}: {what} answered HTTP {response.status_code}"
@@ -351,6 +350,7 @@ class Adapter:
             detail=self.scrub(detail),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             auth_setting=auth_setting or self.auth_setting,
+            overrides=self.status_overrides,
         )
         if exc is not None:
             raise exc

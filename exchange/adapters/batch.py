@@ -119,6 +119,12 @@ class BatchSettingsSchema(AdapterSettingsSchema):
         validate=validate.Regexp(r"^[A-Za-z0-9_]{1,30}$"),
         metadata={"title": "Tags attribute", "description": "2.x has no tags: the array attribute carrying them."},
     )
+    readback_polls = fields.Integer(
+        load_default=5,
+        validate=validate.Range(min=0, max=60),
+        metadata={"title": "Read-back polls",
+                  "description": "Extra views (paced, about 1/s) while the last write is IN_PROGRESS."},
+    )
     audience_type = fields.String(
         load_default="custom_ids",
         validate=validate.OneOf(["custom_ids", "install_ids"]),
@@ -141,13 +147,16 @@ class BatchSettingsSchema(AdapterSettingsSchema):
         if bad:
             raise ValidationError(f"Invalid Batch attribute names: {', '.join(bad)}")
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _route_needs(self, data: dict, **_: Any) -> None:
         route = resolve_route(data)
         if route == "2.x" and not data.get("project_key"):
-            raise ValidationError("Required by the 2.x Audience API (X-Batch-Project).", "project_key")
+            raise ValidationError("Missing data for required field: the 2.x Audience API needs the project key "
+                                  "(X-Batch-Project).", "project_key")
         if route.startswith("1.") and not data.get("api_key"):
-            raise ValidationError(f"Required by the {route} Custom Audience API (the app's API key).", "api_key")
+            hint = (" or a project_key for the 2.x Audience API" if (data.get("route") or "auto") == "auto" else "")
+            raise ValidationError(f"Missing data for required field: the {route} Custom Audience API needs the "
+                                  f"app's API key{hint}.", "api_key")
         if route == "1.1" and data.get("audience_type") != "install_ids":
             raise ValidationError("Batch's 1.1 route only accepts install ids; custom user ids need 2.x or 1.0.",
                                   "route")
@@ -297,7 +306,11 @@ class BatchAdapter(Adapter):
                 f"indexing_state={body.get('indexing_state')}"]
 
     def read_back(self) -> dict[str, Any]:
-        body = _json(self._view(self._indexing_token))
+        """``view`` with the last indexing token; viewed again (paced) while it is IN_PROGRESS."""
+        for _ in range(1 + self.settings["readback_polls"]):
+            body = _json(self._view(self._indexing_token))
+            if body.get("indexing_state") != "IN_PROGRESS":
+                break
         return {key: body.get(key) for key in ("nb_ids", "indexing_state", "created", "updated")}
 
     def sample_row(self) -> dict[str, str]:

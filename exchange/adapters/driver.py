@@ -2,8 +2,9 @@
 
 ``deliver`` owns everything an adapter must not: prefiltering rows, cutting batches of the
 adapter's ``batch_size``, pacing requests to its ``rate_limit`` with a token bucket, keeping up to
-``concurrency`` requests in flight, retrying transient failures with exponential backoff and
-jitter, waiting out 429s, and calling ``prepare`` first and ``finish`` last.
+``concurrency`` requests in flight, retrying transient failures and waiting out 429s through the
+exchange's one retry loop (:mod:`exchange.net.retry`, numbers from the adapter's ``retry_policy``),
+and calling ``prepare`` first and ``finish`` last.
 
 Rate-limit answers (429) are *waits*, not failures (SPEC §15.3): they emit
 "waiting for rate limit until <ISO time>", do not use up the attempt budget, and are bounded in
@@ -24,20 +25,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from exchange import metrics
 from exchange.adapters.base import Adapter, BatchResult, Op, is_rate_limited
 from exchange.errors import InvalidCredentials, RetryableTransferError
+from exchange.net.retry import WAIT_RATE_LIMIT, RateLimitBudget, Wait, call_with_retries
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
-MAX_WAIT = 900.0  # total seconds of rate-limit waits one delivery may spend before giving up
 _SLICE = 1.0  # long waits are cut into slices so cancellation is noticed
 
 
@@ -97,12 +96,15 @@ def deliver(
     cancel_check: Callable[[], bool] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    max_attempts: int = 5,
-    max_wait: float = MAX_WAIT,
+    max_attempts: int | None = None,
+    max_wait: float | None = None,
     rng: Callable[[], float] = random.random,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> DeliveryReport:
-    """Deliver ``adds`` then ``removes`` through ``adapter``; see the module docstring."""
+    """Deliver ``adds`` then ``removes`` through ``adapter``; see the module docstring.
+
+    ``max_attempts`` and ``max_wait`` (total seconds of 429 waits) override the adapter's ``retry_policy``.
+    """
     return _Delivery(adapter, on_event, cancel_check, sleep, clock, max_attempts, max_wait, rng, now).run(
         adds, removes
     )
@@ -114,7 +116,9 @@ class _Delivery:
         self._on_event = on_event
         self.cancel_check = cancel_check or (lambda: False)
         self.sleep, self.clock, self.rng, self.now = sleep, clock, rng, now
-        self.max_attempts, self.max_wait = max(1, max_attempts), max_wait
+        declared = adapter.retry_policy
+        self.policy = replace(declared, max_attempts=max(1, max_attempts or declared.max_attempts))
+        self.budget = RateLimitBudget(declared.max_rate_limit_wait if max_wait is None else max_wait)
         self.bucket = TokenBucket(adapter.rate_limit, clock=clock)
         self.report = DeliveryReport()
         self.lock = threading.Lock()
@@ -186,60 +190,59 @@ class _Delivery:
         for event in result.events:
             self.emit(event)
 
-    # -- one call with pacing, retries and waits ------------------------------------------
+    # -- one call with pacing, retries and waits (the exchange's one retry loop) -----------
     def _call(self, fn: Callable[[], T], what: str) -> T:
-        attempt, rate_waits = 0, 0
         is_batch = what in ("add", "remove")
-        while True:
+
+        def attempt() -> T:
             self._checkpoint()
             if is_batch:
                 with self.lock:
                     self.report.requests += 1
             try:
                 result = fn()
-                _count(self.adapter, "ok")
-                return result
-            except InvalidCredentials as exc:
+            except InvalidCredentials:
                 _count(self.adapter, "failed")
-                raise self._credentials(exc) from None
+                raise
             except RetryableTransferError as exc:
                 if is_rate_limited(exc):
                     _count(self.adapter, "rate_limited")
-                    rate_waits += 1
-                    delay = exc.retry_after if exc.retry_after is not None else self._backoff(rate_waits)
-                    self._rate_wait(delay, exc)
-                    metrics.partner_wait(getattr(self.adapter, "name", "unknown"), delay)
-                    continue
-                attempt += 1
-                _count(self.adapter, "failed" if attempt >= self.max_attempts else "retry")
-                if attempt >= self.max_attempts:
-                    raise RetryableTransferError(
-                        f"{exc.detail} (gave up after {attempt} attempts)", retry_after=exc.retry_after
-                    ) from None
-                delay = max(exc.retry_after or 0.0, self._backoff(attempt))
-                with self.lock:
-                    self.report.retries += 1
-                    self.report.backoff_seconds += delay
-                self.emit(f"{exc.detail}; retrying in {delay:.1f}s (attempt {attempt + 1} of {self.max_attempts})")
-                self._sleep(delay)
+                raise
+            _count(self.adapter, "ok")
+            return result
 
-    def _rate_wait(self, delay: float, exc: RetryableTransferError) -> None:
-        with self.lock:
-            if self.report.waited_seconds + delay > self.max_wait:
+        try:
+            return call_with_retries(attempt, policy=self.policy, sleep=self._sleep, on_wait_detail=self._on_wait,
+                                     budget=self.budget, rng=self.rng)
+        except InvalidCredentials as exc:
+            raise self._credentials(exc) from None
+        except RetryableTransferError as exc:
+            if is_rate_limited(exc):
                 raise RetryableTransferError(
                     f"{self.adapter.title} kept answering 429: rate-limit waits would exceed "
-                    f"{self.max_wait:.0f}s in total",
-                    retry_after=delay,
+                    f"{self.budget.limit:.0f}s in total",
+                    retry_after=exc.retry_after,
                 ) from None
-            self.report.waited_seconds += delay
-        until = (self.now() + timedelta(seconds=delay)).isoformat(timespec="seconds").replace("+00:00", "Z")
-        self.emit(f"waiting for rate limit until {until} ({self.adapter.title} answered 429)")
-        self.bucket.pause(delay)
+            _count(self.adapter, "failed")
+            raise RetryableTransferError(
+                f"{exc.detail} (gave up after {self.policy.max_attempts} attempts)", retry_after=exc.retry_after
+            ) from None
 
-    def _backoff(self, attempt: int) -> float:
-        # Equal jitter: half fixed, half random, so retries spread out but still grow.
-        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
-        return ceiling / 2 + ceiling / 2 * self.rng()
+    def _on_wait(self, wait: Wait) -> None:
+        if wait.reason == WAIT_RATE_LIMIT:
+            with self.lock:
+                self.report.waited_seconds += wait.seconds
+            until = (self.now() + timedelta(seconds=wait.seconds)).isoformat(timespec="seconds").replace("+00:00", "Z")
+            self.emit(f"waiting for rate limit until {until} ({self.adapter.title} answered 429)")
+            self.bucket.pause(wait.seconds)  # every worker of this delivery waits, not only this one
+            metrics.partner_wait(getattr(self.adapter, "name", "unknown"), wait.seconds)
+            return
+        _count(self.adapter, "retry")
+        with self.lock:
+            self.report.retries += 1
+            self.report.backoff_seconds += wait.seconds
+        self.emit(f"{wait.error.detail}; retrying in {wait.seconds:.1f}s "
+                  f"(attempt {wait.attempt + 1} of {self.policy.max_attempts})")
 
     def _sleep(self, seconds: float) -> None:
         while seconds > 0:

@@ -18,10 +18,9 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from marshmallow import fields
-
-from typing import Any
 
 from exchange.adapters.base import Adapter, AdapterSettingsSchema, BatchResult, Limit, Op, secret
 

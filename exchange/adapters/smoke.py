@@ -127,8 +127,9 @@ def run_check(
             try:
                 detail = run()
             except InvalidCredentials as exc:
-                setting = f" (check the setting '{exc.setting}')" if exc.setting and exc.setting not in exc.detail else ""
-                report.steps.append(Step(name, False, exc.detail + setting))
+                named = not exc.setting or exc.setting in exc.detail
+                report.steps.append(Step(name, False, exc.detail + ("" if named else
+                                                                    f" (check the setting '{exc.setting}')")))
                 break
             except ExchangeError as exc:
                 report.steps.append(Step(name, False, exc.detail))

@@ -24,6 +24,7 @@ class AccountExportSchema(StrictSchema):
     jobs = fields.List(fields.Dict())
     deliveries = fields.List(fields.Dict())
     audit = fields.List(fields.Dict())
+    applications = fields.List(fields.Dict(), metadata={"description": "Endpoint applications the account provides."})
 
 
 class EraseSchema(StrictSchema):

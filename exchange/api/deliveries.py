@@ -6,11 +6,12 @@ import re
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..errors import Conflict, NotFound
 from ..jobs.delivery.acks import acknowledge
 from ..models import Delivery
+from ..pagination import paginate
 from ..schemas.common import page_of
 from ..schemas.jobs import AckSchema, DeliveryQueryArgsSchema, DeliverySchema
 from .context import db, principal, runtime
@@ -53,10 +54,9 @@ class Deliveries(MethodView):
         if args["endpoint_id"]:
             q = q.where(Delivery.endpoint_id == args["endpoint_id"])
         q = q.where(Delivery.blob_key.is_not(None)) if args["state"] == "ready" else q
-        total = db().scalar(select(func.count()).select_from(q.subquery())) or 0
-        items = db().scalars(q.order_by(Delivery.created_at).offset((args["page"] - 1) * args["page_size"])
-                             .limit(args["page_size"]))
-        return {"items": list(items), "page": args["page"], "page_size": args["page_size"], "total": total}
+        items, total = paginate(db(), q, Delivery.created_at, Delivery.id, page=args["page"],
+                                page_size=args["page_size"])
+        return {"items": items, "page": args["page"], "page_size": args["page_size"], "total": total}
 
 
 @blp.route("/<delivery_id>")

@@ -35,7 +35,16 @@ def export_account(session: Session, account_id: str) -> dict:
                                                             "row_count", "sha256", "created_at", "acked_at"]),
         "audit": _rows(session, AuditEntry, account_id, ["at", "actor", "action", "object_type", "object_id",
                                                          "remote_addr"]),
+        "applications": _applications(session, account_id),
     }
+
+
+def _applications(session: Session, account_id: str) -> list[dict]:
+    """The account's own endpoint applications (as a provider), without secrets or customers."""
+    from ..applications.registry import application_view, list_applications
+
+    items, _ = list_applications(session, account_id, page_size=10_000)
+    return [application_view(session, a) for a in items]
 
 
 def erase_account(rt, account_id: str) -> dict:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import AuditEntry
+from ..pagination import paginate
 
 
 def add_entry(session: Session, *, account_id: str, actor: str, action: str, object_type: str,
@@ -25,6 +26,4 @@ def list_entries(session: Session, account_id: str, *, since: datetime | None = 
         q = q.where(AuditEntry.actor == actor)
     if object_id:
         q = q.where(AuditEntry.object_id == object_id)
-    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    items = session.scalars(q.order_by(AuditEntry.id.desc()).offset((page - 1) * page_size).limit(page_size))
-    return list(items), total
+    return paginate(session, q, AuditEntry.id.desc(), page=page, page_size=page_size)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..models import Account, Endpoint
+from ..models import Account, Application, ConnectState, Endpoint
 
 ENCRYPTED = {Account: ("webhook_secret_enc",),
-             Endpoint: ("credential_enc", "webhook_secret_enc", "adapter_settings_enc")}
+             Endpoint: ("credential_enc", "webhook_secret_enc", "adapter_settings_enc"),
+             Application: ("client_secret_enc", "webhook_secret_enc", "pending_client_secret_enc"),
+             ConnectState: ("code_verifier_enc",)}
 
 
 def rotate_all(rt) -> int:

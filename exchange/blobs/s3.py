@@ -111,7 +111,8 @@ class S3BlobStore(BlobStore):
             raise BlobNotFound(f"No blob at {key!r}.") from exc
 
     def open(self, key: str) -> IO[bytes]:
-        return self._get(key)["Body"]
+        body: IO[bytes] = self._get(key)["Body"]  # botocore's StreamingBody
+        return body
 
     def iter_chunks(
         self, key: str, start: int = 0, end: int | None = None, chunk_size: int = DEFAULT_CHUNK
@@ -134,7 +135,7 @@ class S3BlobStore(BlobStore):
 
     def size(self, key: str) -> int:
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+            return int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
         except self.client.exceptions.ClientError as exc:
             if self._not_found(exc):
                 raise BlobNotFound(f"No blob at {key!r}.") from exc
@@ -158,7 +159,7 @@ class S3BlobStore(BlobStore):
                 yield BlobEntry(obj["Key"][len(self.prefix) :], obj["Size"], obj["LastModified"])
 
     def _delete_many(self, keys: Iterable[str]) -> int:
-        count, batch = 0, []
+        count, batch = 0, list[dict[str, str]]()
 
         def flush() -> None:
             resp = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
@@ -183,7 +184,7 @@ class S3BlobStore(BlobStore):
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
-        body = self.open(key)
+        body: Any = self.open(key)  # a StreamingBody, which reads in chunks itself
         fd, tmp = tempfile.mkstemp(prefix="blob-")
         try:
             with os.fdopen(fd, "wb") as out, contextlib.closing(body):

@@ -6,9 +6,13 @@ answer) comes back with secrets scrubbed.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import Conflict
-from ..runtime import Runtime
-from .endpoints import adapter_settings, get_endpoint
+from .endpoints import get_endpoint
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
 def adapter_check(rt: Runtime, account_id: str, endpoint_id: str) -> dict:
@@ -20,7 +24,7 @@ def adapter_check(rt: Runtime, account_id: str, endpoint_id: str) -> dict:
         if not ep.adapter_type:
             raise Conflict("This endpoint is not a partner adapter endpoint; use POST …/verify instead.")
         adapter_type = ep.adapter_type
-        settings = adapter_settings(rt, ep)
+        settings = rt.adapter_settings(ep)
     cls = get_adapter(adapter_type)
     with rt.http() as http:
         report = run_check(cls, settings, session=http, base_url=rt.config.adapter_base_url(adapter_type),

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import Forbidden, NotFound, ValidationFailed
 from ..models import Audience, Endpoint, Share, utcnow
+from ..pagination import paginate
 from .endpoints import get_endpoint
 from .gather import upsert_audience
 
@@ -33,10 +34,7 @@ def search(session: Session, account_id: str, *, q=None, identifier=None, produc
         query = query.where(cast(Audience.identifiers, String).like(f'%"{identifier}"%'))
     if tag:
         query = query.where(cast(Audience.tags, String).like(f'%"{tag}"%'))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    items = session.scalars(query.order_by(Audience.name, Audience.id).offset((page - 1) * page_size)
-                            .limit(page_size))
-    return list(items), total
+    return paginate(session, query, Audience.name, Audience.id, page=page, page_size=page_size)
 
 
 def audience_view(session: Session, aud: Audience, *, with_shares: bool = False) -> dict:

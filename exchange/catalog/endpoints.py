@@ -9,13 +9,14 @@ import json
 from typing import TYPE_CHECKING
 
 from marshmallow import ValidationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..auth.keys import issue_key
 from ..errors import NotFound, UnsafeUrl, ValidationFailed
 from ..models import Endpoint
 from ..net import generate_webhook_secret
+from ..pagination import paginate
 from ..schemas.endpoints import check_roles
 from .storage import blob_prefixes
 
@@ -111,14 +112,13 @@ def list_endpoints(session: Session, account_id: str, *, page: int = 1, page_siz
         query = query.where(or_(Endpoint.consumer_transport.is_not(None), Endpoint.adapter_type.is_not(None)))
     if q:
         query = query.where(Endpoint.name.ilike(f"%{q}%"))
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    items = session.scalars(query.order_by(Endpoint.created_at, Endpoint.id)
-                            .offset((page - 1) * page_size).limit(page_size))
-    return list(items), total or 0
+    return paginate(session, query, Endpoint.created_at, Endpoint.id, page=page, page_size=page_size)
 
 
 def update_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id: str, data: dict) -> Endpoint:
     ep = get_endpoint(session, account_id, endpoint_id)
+    if ep.application_id:
+        _check_connected_update(ep, data)
     merged = {**endpoint_view(ep), **data}
     try:
         check_roles(merged)
@@ -131,6 +131,22 @@ def update_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id:
     return ep
 
 
+def _check_connected_update(ep: Endpoint, data: dict) -> None:
+    """An endpoint connected from an application: its definition belongs to the application."""
+    fixed = sorted(k for k in data if k not in ("name", "credential"))
+    if fixed:
+        raise ValidationFailed("This endpoint was connected from an application: only its name, credential and "
+                               "enablement can change.",
+                               errors={k: ["Defined by the application."] for k in fixed})
+    if "credential" in data and ep.credential_type == "oauth2":
+        raise ValidationFailed("This endpoint's credential comes from the OAuth 2.0 consent; connect the "
+                               "application again to renew it.",
+                               errors={"credential": ["Obtained by the OAuth 2.0 flow."]})
+    if "credential" in data and not data["credential"]:
+        raise ValidationFailed("A connected endpoint needs its credential.",
+                               errors={"credential": ["Required."]})
+
+
 def set_status(session: Session, account_id: str, endpoint_id: str, status: str) -> Endpoint:
     ep = get_endpoint(session, account_id, endpoint_id)
     ep.status = status
@@ -140,6 +156,10 @@ def set_status(session: Session, account_id: str, endpoint_id: str, status: str)
 def delete_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id: str) -> None:
     """Delete an endpoint with its audiences, the shares using it, their jobs, and all their files."""
     ep = get_endpoint(session, account_id, endpoint_id)
+    if ep.credential_type == "oauth2":
+        from ..applications.tokens import revoke
+
+        revoke(rt, ep)  # best effort: the connection ends here whatever the provider answers
     for prefix in blob_prefixes(session, endpoint_id=ep.id):
         rt.blobs.delete_prefix(prefix)
     session.delete(ep)
@@ -171,4 +191,6 @@ def endpoint_view(ep: Endpoint) -> dict:
         "status": ep.status, "created_at": ep.created_at, "updated_at": ep.updated_at,
         "last_verified_at": ep.last_verified_at, "last_refresh_at": ep.last_refresh_at,
         "last_refresh_error": ep.last_refresh_error,
+        "application_id": ep.application_id,
+        "connection": ep.credential_type if ep.application_id else None,
     }

@@ -73,7 +73,7 @@ def _set_runtime(rt: Runtime) -> Runtime:
 class CeleryExecutor:
     """Web-process side: ``wake()`` publishes a task; a sweep thread re-publishes every few seconds."""
 
-    def __init__(self, rt, sweep_seconds: float = 5.0):
+    def __init__(self, rt: Runtime, sweep_seconds: float = 2.0) -> None:
         self.rt = rt
         self.app = celery_app(rt.config.broker_url)
         self._stop = threading.Event()
@@ -115,7 +115,7 @@ class CeleryExecutor:
             self._thread = None
 
 
-def run_worker(rt, concurrency: int = 2) -> None:
+def run_worker(rt: Runtime, concurrency: int = 2) -> None:
     """``exchange worker``: a Celery worker whose tasks run jobs with this runtime."""
     _set_runtime(rt)
     released = release_dead_leases(rt)

@@ -7,21 +7,39 @@ is picked up again when its lease expires, and a restart resumes whatever was in
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import threading
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as ProcessEvent
+from typing import TYPE_CHECKING, Protocol
 
 from ..logging_setup import log_context
 from .leases import RUNNABLE, claim_next, release_dead_leases, renew_lease, worker_id
 from .runner import run_job
 
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..runtime import Runtime
+
 log = logging.getLogger(__name__)
 __all__ = ["RUNNABLE", "claim_next", "make_executor", "release_dead_leases", "renew_lease", "worker_id"]
+
+
+class Executor(Protocol):
+    """What the runtime needs of an executor: start it, nudge it after queuing a job, stop it."""
+
+    def start(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class ThreadExecutor:
     """N worker threads that claim and run jobs; ``wake()`` makes them look at once."""
 
-    def __init__(self, rt, workers: int):
+    def __init__(self, rt: Runtime, workers: int) -> None:
         self.rt, self.workers = rt, max(1, workers)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -53,7 +71,8 @@ class ThreadExecutor:
         work_loop(self.rt, owner, self._stop, self._wake)
 
 
-def work_loop(rt, owner: str, stop, wake, poll: float = 1.0) -> None:
+def work_loop(rt: Runtime, owner: str, stop: threading.Event | ProcessEvent,
+              wake: threading.Event | ProcessEvent, poll: float = 1.0) -> None:
     """Claim and run jobs until ``stop`` is set; ``wake`` cuts the wait between polls short."""
     while not stop.is_set():
         try:
@@ -96,14 +115,12 @@ class ProcessExecutor:
 
     NICE = 10
 
-    def __init__(self, rt, workers: int):
-        import multiprocessing
-
+    def __init__(self, rt: Runtime, workers: int) -> None:
         self.rt, self.workers = rt, max(1, workers)
         self._ctx = multiprocessing.get_context("spawn")
         self._stop = self._ctx.Event()
         self._wake = self._ctx.Event()
-        self._procs: list = []
+        self._procs: list[BaseProcess] = []
 
     def start(self) -> None:
         if self._procs:
@@ -131,7 +148,8 @@ class ProcessExecutor:
         self._procs = []
 
 
-def _process_main(runtime_cls, config, stop, wake, index: int) -> None:
+def _process_main(runtime_cls: type[Runtime], config: Config, stop: ProcessEvent, wake: ProcessEvent,
+                  index: int) -> None:
     from ..logging_setup import configure as configure_logging
 
     configure_logging(config)
@@ -169,7 +187,8 @@ class InlineExecutor(ThreadExecutor):
         return done
 
 
-def make_executor(rt):
+def make_executor(rt: Runtime) -> Executor:
+    """The executor ``EXCHANGE_EXECUTOR`` names: thread (default), process, celery or inline (tests)."""
     kind = rt.config.executor
     if kind == "inline":
         return InlineExecutor(rt, 1)

@@ -9,15 +9,15 @@ import os
 import socket
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from ..models import TERMINAL_STATES, Job, utcnow
 
 if TYPE_CHECKING:
-    pass
+    from ..runtime import Runtime
 
 RUNNABLE = ("queued", "fetching", "awaiting_source", "transforming", "delivering")
 
@@ -36,13 +36,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def release_dead_leases(rt) -> int:
+def release_dead_leases(rt: Runtime) -> int:
     """Expire leases held by processes of this host that no longer exist (after a restart)."""
     host = socket.gethostname()
     released = 0
     with rt.db.session() as s:
         for job in s.scalars(select(Job).where(Job.lease_owner.is_not(None))):
-            h, _, rest = job.lease_owner.partition(":")
+            h, _, rest = (job.lease_owner or "").partition(":")
             pid = rest.partition(":")[0]
             if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
                 from .failover import record_takeover
@@ -54,7 +54,7 @@ def release_dead_leases(rt) -> int:
     return released
 
 
-def claim_next(rt, owner: str) -> str | None:
+def claim_next(rt: Runtime, owner: str) -> str | None:
     """Claim one runnable job for ``owner``; a share's jobs run one at a time, oldest first."""
     now = utcnow()
     earlier = aliased(Job)
@@ -74,7 +74,7 @@ def claim_next(rt, owner: str) -> str | None:
                      or_(Job.lease_owner.is_(None), Job.lease_expires_at < now)))
                 .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=rt.config.lease_seconds),
                         heartbeat_at=now))
-            if res.rowcount == 1:
+            if rowcount(res) == 1:
                 if previous is not None:  # a lapsed lease: the holder died or hung
                     from .failover import record_takeover
 
@@ -83,9 +83,14 @@ def claim_next(rt, owner: str) -> str | None:
     return None
 
 
-def renew_lease(rt, job_id: str, owner: str) -> bool:
+def renew_lease(rt: Runtime, job_id: str, owner: str) -> bool:
     with rt.db.session() as s:
         res = s.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner)
                         .values(lease_expires_at=utcnow() + timedelta(seconds=rt.config.lease_seconds),
                                 heartbeat_at=utcnow()))
-        return res.rowcount == 1
+        return rowcount(res) == 1
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE matched (the typed ``Result`` hides the cursor's count)."""
+    return int(cast("CursorResult[Any]", result).rowcount)

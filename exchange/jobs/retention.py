@@ -1,14 +1,19 @@
 """Retention: job artifacts (sources, outputs, rejects) older than the configured days are deleted."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from ..models import Audience, Job, utcnow
+from .progress import JobProgress, read_progress, write_progress
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 
-def purge_expired(rt, now=None) -> int:
+def purge_expired(rt: Runtime, now: datetime | None = None) -> int:
     """Delete the artifacts of ended jobs older than ``retention_days``; returns the jobs purged."""
     now = now or utcnow()
     cutoff = now - timedelta(days=rt.config.retention_days)
@@ -19,7 +24,8 @@ def purge_expired(rt, now=None) -> int:
         for job in jobs:
             rt.blobs.delete_prefix(f"jobs/{job.id}/")
             job.output_key = job.rejects_key = None
-            job.progress = {k: v for k, v in (job.progress or {}).items() if k in ("columns",)}
+            # the files are gone: keep only what the job page shows (the output's columns)
+            write_progress(job, JobProgress(columns=read_progress(job).columns))
             n += 1
     with rt.db.session() as s:
         current = set(s.scalars(select(Audience.data_key).where(Audience.data_key.is_not(None))))

@@ -11,14 +11,15 @@ import errno
 import logging
 import shutil
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from ..errors import CsvDataError, ExchangeError, PayloadTooLarge
+from ..errors import ExchangeError
 from ..models import Job
 from . import phases
-from .context import Cancelled, Context, Interrupted, JobFailed
+from .context import Cancelled, Context, Interrupted, JobFailed, StopFlag
 from .delivery.finish import snapshot_after_failed_delivery
 from .leases import renew_lease
 from .states import transition
@@ -36,7 +37,7 @@ class _LeaseHeartbeat(threading.Thread):
     """Renews the job's lease while it runs: a long outbound call (a slow consumer, retries) must not
     let the lease lapse, or another worker would claim and run the same job at the same time."""
 
-    def __init__(self, rt, job_id: str, owner: str):
+    def __init__(self, rt: Runtime, job_id: str, owner: str) -> None:
         super().__init__(daemon=True, name=f"lease-{job_id[:8]}")
         self.rt, self.job_id, self.owner = rt, job_id, owner
         self.done = threading.Event()
@@ -50,13 +51,15 @@ class _LeaseHeartbeat(threading.Thread):
                 log.warning("could not renew the lease of job %s", self.job_id, exc_info=True)
 
 
-def run_job(rt: Runtime, job_id: str, owner: str, stop: threading.Event | None = None) -> None:
+def run_job(rt: Runtime, job_id: str, owner: str, stop: StopFlag | None = None) -> None:
     ctx = Context(rt, job_id, owner, stop, notify=notify_state)
     heartbeat = _LeaseHeartbeat(rt, job_id, owner)
     heartbeat.start()
     try:
         with rt.db.session() as s:
             job = s.get(Job, job_id)
+            if job is None:
+                return  # deleted since it was claimed
             job.attempts += 1
         phases.run(ctx)
     except Cancelled:
@@ -65,9 +68,7 @@ def run_job(rt: Runtime, job_id: str, owner: str, stop: threading.Event | None =
         log.info("job %s interrupted; it will resume on the next claim", job_id)
     except OperationalError:  # the database was briefly unavailable: not the job's fault
         log.warning("job %s lost the database; it will resume on the next claim", job_id, exc_info=True)
-    except (CsvDataError, PayloadTooLarge, JobFailed) as exc:
-        _end(ctx, "failed", exc.detail, error=exc.problem())
-    except ExchangeError as exc:
+    except ExchangeError as exc:  # JobFailed, CsvDataError, transfer errors…: the problem is the job's error
         _end(ctx, "failed", exc.detail, error=exc.problem())
     except Exception as exc:  # noqa: BLE001 - a bug fails the job, it does not kill the worker
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -90,16 +91,20 @@ def run_job(rt: Runtime, job_id: str, owner: str, stop: threading.Event | None =
                 job.lease_owner, job.lease_expires_at = None, None
 
 
-def _end(ctx: Context, state: str, message: str, error: dict | None = None) -> None:
+def _end(ctx: Context, state: str, message: str, error: dict[str, Any] | None = None) -> None:
+    """End the job as ``failed`` or ``cancelled``; a delivery cut short marks its keys in the snapshot."""
     with ctx.rt.db.session() as s:
-        delivering = s.get(Job, ctx.job_id).state in ("delivering", "awaiting_consumer")
+        job = s.get(Job, ctx.job_id)
+        if job is None:
+            return
+        delivering = job.state in ("delivering", "awaiting_consumer")
     if delivering:
         try:
             snapshot_after_failed_delivery(ctx.rt, ctx.job_id)
         except Exception:  # noqa: BLE001 - never block ending the job; the next full run corrects
             log.exception("could not mark the failed delivery in the snapshot of job %s", ctx.job_id)
 
-    def _set(s, job):
+    def _set(s: Session, job: Job) -> None:
         if state == "cancelled":
             job.cancel_requested = True
         if error:

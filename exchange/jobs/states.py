@@ -1,9 +1,13 @@
 """The job state machine (SPEC §8): allowed transitions, each recorded as an event."""
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from ..models import TERMINAL_STATES, Job, JobEvent, utcnow
+from .progress import read_progress, update_progress
 
 ACTIVE = ("fetching", "awaiting_source", "transforming", "delivering", "awaiting_consumer")
 ALLOWED: dict[str, set[str]] = {
@@ -17,30 +21,30 @@ ALLOWED: dict[str, set[str]] = {
 
 
 class IllegalTransition(RuntimeError):
-    pass
+    """A move the state machine does not allow (a bug in the engine, never a user error)."""
 
 
-def event(session: Session, job: Job, message: str, *, kind: str = "info", data: dict | None = None) -> None:
+def event(session: Session, job: Job, message: str, *, kind: str = "info", data: dict[str, Any] | None = None) -> None:
     session.add(JobEvent(job_id=job.id, kind=kind, state=job.state, message=message, data=data))
 
 
-def transition(session: Session, job: Job, state: str, message: str = "", *, data: dict | None = None) -> bool:
+def transition(session: Session, job: Job, state: str, message: str = "", *,
+               data: dict[str, Any] | None = None) -> bool:
     """Move ``job`` to ``state`` and record it; returns False if the job already is terminal."""
     if job.state in TERMINAL_STATES:
         return False
     if state != job.state and state not in ALLOWED.get(job.state, set()):
         raise IllegalTransition(f"{job.state} -> {state}")
     now = utcnow()
-    timings = dict(job.timings or {})
-    # per-phase timings: time spent in the state we leave
-    mark = (job.progress or {}).get("_state_since")
-    if mark and job.state != state:
-        from datetime import datetime
-        elapsed = (now - datetime.fromisoformat(mark)).total_seconds()
-        timings[job.state] = round(timings.get(job.state, 0.0) + elapsed, 3)
-        job.timings = timings
     if job.state != state:
-        job.progress = {**(job.progress or {}), "_state_since": now.isoformat()}
+        # per-phase timings: time spent in the state we leave
+        mark = read_progress(job).state_since
+        if mark:
+            timings = dict(job.timings or {})
+            elapsed = (now - datetime.fromisoformat(mark)).total_seconds()
+            timings[job.state] = round(timings.get(job.state, 0.0) + elapsed, 3)
+            job.timings = timings
+        update_progress(job, state_since=now.isoformat())
     previous = job.state
     job.state = state
     if state in ACTIVE and job.started_at is None:

@@ -36,6 +36,10 @@ class Endpoint(Base):
     last_verified_at: Mapped[datetime | None] = mapped_column(default=None)
     last_refresh_at: Mapped[datetime | None] = mapped_column(default=None)
     last_refresh_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Click to Connect: the application this endpoint was connected from, and how its credential works
+    application_id: Mapped[str | None] = mapped_column(
+        ForeignKey("applications.id", ondelete="SET NULL"), index=True, default=None)
+    credential_type: Mapped[str | None] = mapped_column(String(16), default=None)  # key | oauth2
 
 
 class Audience(Base):

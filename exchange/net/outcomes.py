@@ -2,7 +2,9 @@
 
 ``classify`` is pure (it only reads the response or exception) so the job engine, webhooks and
 partner adapters all agree on what is retried. ``raise_for_outcome`` turns a non-OK outcome into the
-matching error of :mod:`exchange.errors`. Messages name the method, the redacted URL and the status;
+matching error of :mod:`exchange.errors`. A caller whose peer gives a status another meaning passes
+``overrides`` (partner adapters declare theirs as ``Adapter.status_overrides``); nothing else differs.
+Messages name the method, the redacted URL and the status;
 they never contain request headers, and URLs lose userinfo and query values.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ import http
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -88,6 +91,19 @@ _EXCEPTION_TABLE: tuple[tuple[type[BaseException], Resolution, str], ...] = (
 )
 
 
+def resolve_status(status: int, overrides: Mapping[int, Resolution] | None = None) -> Resolution:
+    """What a status means: the caller's override, else the table, else the default of its class."""
+    if overrides and status in overrides:
+        return overrides[status]
+    return _STATUS_TABLE.get(status, _CLASS_DEFAULTS.get(status // 100, Resolution.FAIL))
+
+
+def is_rate_limit(exc: BaseException) -> bool:
+    """Whether an error is the peer's 429 (a wait, not a failure)."""
+    return isinstance(exc, RateLimitedTransferError) or getattr(exc, "status", None) == 429 \
+        or getattr(exc, "partner_status", None) == 429
+
+
 def parse_retry_after(
     value: str | None, *, cap: float = DEFAULT_RETRY_AFTER_CAP, now: float | None = None
 ) -> float | None:
@@ -144,9 +160,10 @@ def _peer_detail(resp: requests.Response) -> str:
     return ""
 
 
-def _classify_response(resp: requests.Response, retry_after_cap: float) -> Outcome:
+def _classify_response(resp: requests.Response, retry_after_cap: float,
+                       overrides: Mapping[int, Resolution] | None = None) -> Outcome:
     status = resp.status_code
-    resolution = _STATUS_TABLE.get(status, _CLASS_DEFAULTS.get(status // 100, Resolution.FAIL))
+    resolution = resolve_status(status, overrides)
     try:
         phrase = http.HTTPStatus(status).phrase
     except ValueError:
@@ -179,18 +196,21 @@ def _classify_exception(exc: BaseException) -> Outcome:
     return Outcome(resolution, f"{where}{summary} ({type(exc).__name__}: {redact_text(str(exc))})")
 
 
-def classify(result: requests.Response | BaseException, *, retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP) -> Outcome:
+def classify(result: requests.Response | BaseException, *, retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
+             overrides: Mapping[int, Resolution] | None = None) -> Outcome:
     """Map a response or a transport exception to an :class:`Outcome` through the tables above."""
     if isinstance(result, requests.Response):
-        return _classify_response(result, retry_after_cap)
+        return _classify_response(result, retry_after_cap, overrides)
     return _classify_exception(result)
 
 
-def error_for(outcome: Outcome, *, credential_setting: str | None = None) -> TransferError:
-    """The exchange error for a non-OK outcome."""
+def error_for(outcome: Outcome, *, credential_setting: str | None = None, hint: bool = True) -> TransferError:
+    """The exchange error for a non-OK outcome (``hint`` adds "Check the setting …" to credentials errors)."""
     if outcome.resolution is Resolution.CREDENTIALS:
-        hint = f" Check the setting {credential_setting!r}." if credential_setting else ""
-        return InvalidCredentials(f"{outcome.message}.{hint}", setting=credential_setting)
+        message = outcome.message
+        if hint:
+            message += "." + (f" Check the setting {credential_setting!r}." if credential_setting else "")
+        return InvalidCredentials(message, setting=credential_setting)
     if outcome.resolution is Resolution.RETRY:
         # ``status`` on exchange errors is what our own API would answer, so the peer's is not passed.
         cls = RateLimitedTransferError if outcome.status == 429 else RetryableTransferError
@@ -203,12 +223,13 @@ def raise_for_outcome(
     *,
     credential_setting: str | None = None,
     retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
+    overrides: Mapping[int, Resolution] | None = None,
 ) -> requests.Response:
     """Return ``resp`` when its outcome is OK, otherwise raise the matching transfer error.
 
     Given an exception (from ``session.request``), always raises; the original is chained.
     """
-    outcome = classify(resp, retry_after_cap=retry_after_cap)
+    outcome = classify(resp, retry_after_cap=retry_after_cap, overrides=overrides)
     if isinstance(resp, BaseException):
         raise error_for(outcome, credential_setting=credential_setting) from resp
     if not outcome.ok:

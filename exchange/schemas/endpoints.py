@@ -101,6 +101,10 @@ class EndpointSchema(StrictSchema):
     last_verified_at = fields.DateTime(allow_none=True)
     last_refresh_at = fields.DateTime(allow_none=True)
     last_refresh_error = fields.String(allow_none=True)
+    application_id = fields.String(allow_none=True, metadata={
+        "description": "The application this endpoint was connected from (Click to Connect), else null."})
+    connection = fields.String(allow_none=True, metadata={
+        "description": "How a connected endpoint's credential was given: key or oauth2."})
 
 
 class EndpointCreatedSchema(EndpointSchema):

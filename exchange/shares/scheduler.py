@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select, update
@@ -17,17 +18,20 @@ from sqlalchemy.exc import IntegrityError
 
 from ..catalog.gather import refresh_due
 from ..jobs.delivery.acks import expire_overdue
-from ..jobs.leases import worker_id
+from ..jobs.leases import rowcount, worker_id
 from ..jobs.retention import purge_expired
 from ..models import SchedulerLease, Share, utcnow
 from .schedules import due_run
 from .service import create_job
 
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
 log = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
 
 
-def acquire_lease(rt, owner: str, now: datetime | None = None, seconds: int | None = None) -> bool:
+def acquire_lease(rt: Runtime, owner: str, now: datetime | None = None, seconds: int | None = None) -> bool:
     """Become (or stay) the leader; a dead leader's lease lapses after ``seconds``."""
     now = now or utcnow()
     seconds = seconds or rt.config.scheduler_lease_seconds
@@ -36,7 +40,7 @@ def acquire_lease(rt, owner: str, now: datetime | None = None, seconds: int | No
         res = s.execute(update(SchedulerLease).where(
             SchedulerLease.name == LEASE_NAME,
             (SchedulerLease.owner == owner) | (SchedulerLease.expires_at < now)).values(owner=owner, expires_at=until))
-        if res.rowcount == 1:
+        if rowcount(res) == 1:
             return True
     try:
         with rt.db.session() as s:
@@ -48,7 +52,7 @@ def acquire_lease(rt, owner: str, now: datetime | None = None, seconds: int | No
     return False
 
 
-def schedule_due(rt, now: datetime | None = None) -> list[str]:
+def schedule_due(rt: Runtime, now: datetime | None = None) -> list[str]:
     """Create the jobs of every due share; returns their ids."""
     now = now or utcnow()
     created: list[str] = []
@@ -59,6 +63,8 @@ def schedule_due(rt, now: datetime | None = None) -> list[str]:
         try:
             with rt.db.session() as s:
                 share = s.get(Share, share_id)
+                if share is None:
+                    continue  # deleted since the query
                 run_at, following = due_run(share.schedule, share.last_scheduled_for, now, share.anchor_at)
                 share.next_run_at = following
                 if run_at is not None:
@@ -74,7 +80,7 @@ def schedule_due(rt, now: datetime | None = None) -> list[str]:
 
 
 class Scheduler:
-    def __init__(self, rt):
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.owner = worker_id()
         self._aps = BackgroundScheduler(timezone="UTC")

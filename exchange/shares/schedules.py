@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -97,7 +98,7 @@ def _check_cron(expr: object) -> str:
     return normalized
 
 
-def validate_schedule(schedule: dict, *, now: datetime | None = None) -> dict:
+def validate_schedule(schedule: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
     """The normalised schedule, or :class:`ValidationFailed` naming every bad ``schedule.<field>``.
 
     Fields left at ``None`` (as a schema with optional fields produces them) are ignored. With
@@ -115,8 +116,8 @@ def validate_schedule(schedule: dict, *, now: datetime | None = None) -> dict:
             errors[f"schedule.{key}"] = ["unknown field"]
         elif kind in TYPES and key != "type" and key not in FIELDS[kind]:
             errors[f"schedule.{key}"] = [f"is not used by a schedule of type {kind}"]
-    result: dict = {"type": kind}
-    for field in FIELDS.get(kind, ()):
+    result: dict[str, Any] = {"type": kind}
+    for field in FIELDS.get(str(kind), ()):
         value = given.get(field)
         try:
             if field == "timezone":
@@ -212,7 +213,7 @@ def _cron_latest(expr: str, zone: tzinfo, lower: datetime, upper: datetime) -> d
 # ---------------------------------------------------------------- next and due runs
 
 
-def next_run_after(schedule: dict, after: datetime, *, anchor: datetime | None = None) -> datetime | None:
+def next_run_after(schedule: dict[str, Any], after: datetime, *, anchor: datetime | None = None) -> datetime | None:
     """The first scheduled time strictly after ``after``, or None if the clock never triggers it.
 
     ``anchor`` is where an interval counts from (the share's creation); without it, ``after``.
@@ -233,7 +234,7 @@ def next_run_after(schedule: dict, after: datetime, *, anchor: datetime | None =
     return None
 
 
-def _latest_run(schedule: dict, lower: datetime, upper: datetime, anchor: datetime | None) -> datetime | None:
+def _latest_run(schedule: dict[str, Any], lower: datetime, upper: datetime, anchor: datetime | None) -> datetime | None:
     kind = schedule["type"]
     if kind == "at":
         moment = _utc(datetime.fromisoformat(schedule["at"]))
@@ -251,7 +252,7 @@ def _latest_run(schedule: dict, lower: datetime, upper: datetime, anchor: dateti
 
 
 def due_run(
-    schedule: dict, last_scheduled_for: datetime | None, now: datetime, anchor: datetime | None
+    schedule: dict[str, Any], last_scheduled_for: datetime | None, now: datetime, anchor: datetime | None
 ) -> tuple[datetime | None, datetime | None]:
     """``(time to run now, next run time)`` for a share the scheduler looks at ``now``.
 
@@ -267,7 +268,7 @@ def due_run(
     return run_at, next_run_after(schedule, now, anchor=anchor)
 
 
-def preview(schedule: dict, now: datetime, n: int = 5, *, anchor: datetime | None = None) -> list[datetime]:
+def preview(schedule: dict[str, Any], now: datetime, n: int = 5, *, anchor: datetime | None = None) -> list[datetime]:
     """The next ``n`` run times after ``now`` (fewer for ``at``, none for event-triggered types)."""
     runs: list[datetime] = []
     cursor = _utc(now)
@@ -324,7 +325,7 @@ def _describe_cron(expr: str, zone: str) -> str:
     return f"On the cron schedule “{expr}”{where}"
 
 
-def describe(schedule: dict) -> str:
+def describe(schedule: dict[str, Any]) -> str:
     """A readable English sentence for a (validated) schedule, for the API and the web wizard."""
     kind = schedule.get("type")
     if kind == "now":

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..jobs.destination import Destination
 from ..jobs.states import event, transition
 from ..models import TERMINAL_STATES, Audience, Endpoint, Job, JobEvent, Share, utcnow
+from ..pagination import paginate
 from ..transfer.mapping import validate_mapping
 from .schedules import describe, next_run_after, validate_schedule
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
 
 RECURRING = {"interval", "cron", "on_new_data"}
+M = TypeVar("M", Audience, Endpoint)
 
 
 # ---------------------------------------------------------------- shares
@@ -28,14 +30,22 @@ def get_share(session: Session, account_id: str, share_id: str) -> Share:
     return share
 
 
-def _referenced(session: Session, model, account_id: str, ident: str, field: str):
+def _referenced(session: Session, model: type[M], account_id: str, ident: str, field: str) -> M:
     obj = session.get(model, ident)
     if obj is None or obj.account_id != account_id:
         raise ValidationFailed("Unknown reference.", errors={field: ["Not found."]})
     return obj
 
 
-def destination_capabilities(dest: Endpoint) -> dict:
+def _row(session: Session, model: type[M], ident: str) -> M:
+    """A row a share refers to (kept by foreign keys, so missing only if deleted concurrently)."""
+    obj = session.get(model, ident)
+    if obj is None:
+        raise NotFound(f"The share's {model.__name__.lower()} no longer exists.")
+    return obj
+
+
+def destination_capabilities(dest: Endpoint) -> dict[str, Any]:
     """What a destination accepts, as the web wizard shows it: identifiers, attributes (None = any), modes."""
     caps = Destination.of(dest)
     return {"identifiers": list(caps.identifiers),
@@ -43,7 +53,7 @@ def destination_capabilities(dest: Endpoint) -> dict:
             "native_modes": set(caps.native_modes)}
 
 
-def _validate(session: Session, account_id: str, data: dict, aud: Audience, dest: Endpoint) -> None:
+def _validate(session: Session, account_id: str, data: dict[str, Any], aud: Audience, dest: Endpoint) -> None:
     errors: dict[str, list[str]] = {}
     if not (dest.consumer_transport or dest.adapter_type):
         errors["destination_id"] = ["This endpoint is not a consumer."]
@@ -64,7 +74,7 @@ def _validate(session: Session, account_id: str, data: dict, aud: Audience, dest
         raise ValidationFailed("The share is not valid for this audience and destination.", errors=errors)
 
 
-def create_share(rt: Runtime, session: Session, account_id: str, data: dict) -> Share:
+def create_share(rt: Runtime, session: Session, account_id: str, data: dict[str, Any]) -> Share:
     aud = _referenced(session, Audience, account_id, data["audience_id"], "audience_id")
     dest = _referenced(session, Endpoint, account_id, data["destination_id"], "destination_id")
     schedule = validate_schedule(data.get("schedule") or {"type": "now"})
@@ -86,11 +96,12 @@ def create_share(rt: Runtime, session: Session, account_id: str, data: dict) -> 
     return share
 
 
-def update_share(rt: Runtime, session: Session, account_id: str, share_id: str, data: dict) -> Share:
+def update_share(rt: Runtime, session: Session, account_id: str, share_id: str,
+                 data: dict[str, Any]) -> Share:
     share = get_share(session, account_id, share_id)
     merged = {"mapping": share.mapping, "mode": share.mode, "delta": share.delta, **data}
-    aud = session.get(Audience, share.audience_id)
-    dest = session.get(Endpoint, share.destination_id)
+    aud = _row(session, Audience, share.audience_id)
+    dest = _row(session, Endpoint, share.destination_id)
     if "schedule" in data:
         data["schedule"] = validate_schedule(data["schedule"])
     _validate(session, account_id, merged, aud, dest)
@@ -124,15 +135,16 @@ def delete_share(rt: Runtime, session: Session, account_id: str, share_id: str) 
     session.delete(share)
 
 
-def share_view(share: Share) -> dict:
+def share_view(share: Share) -> dict[str, Any]:
     return {c: getattr(share, c) for c in (
         "id", "audience_id", "destination_id", "destination_audience", "mapping", "mode", "schedule", "delta",
         "reject_threshold", "default_country", "status", "next_run_at", "last_job_id", "snapshot_job_id",
         "created_at", "updated_at")} | {"schedule_description": describe(share.schedule)}
 
 
-def list_shares(session: Session, account_id: str, *, audience_id=None, destination_id=None, status=None,
-                page=1, page_size=50) -> tuple[list[Share], int]:
+def list_shares(session: Session, account_id: str, *, audience_id: str | None = None,
+                destination_id: str | None = None, status: str | None = None, page: int = 1,
+                page_size: int = 50) -> tuple[list[Share], int]:
     q = select(Share).where(Share.account_id == account_id)
     if audience_id:
         q = q.where(Share.audience_id == audience_id)
@@ -140,9 +152,7 @@ def list_shares(session: Session, account_id: str, *, audience_id=None, destinat
         q = q.where(Share.destination_id == destination_id)
     if status:
         q = q.where(Share.status == status)
-    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    return list(session.scalars(q.order_by(Share.created_at.desc(), Share.id)
-                                .offset((page - 1) * page_size).limit(page_size))), total
+    return paginate(session, q, Share.created_at.desc(), Share.id, page=page, page_size=page_size)
 
 
 # ---------------------------------------------------------------- jobs
@@ -158,7 +168,7 @@ def create_job(session: Session, share: Share, *, trigger: str, scheduled_for: d
 
 def run_share_now(rt: Runtime, session: Session, account_id: str, share_id: str) -> Job:
     share = get_share(session, account_id, share_id)
-    dest = session.get(Endpoint, share.destination_id)
+    dest = _row(session, Endpoint, share.destination_id)
     if dest.status != "active":
         raise Conflict("The destination endpoint is disabled.")
     return create_job(session, share, trigger="manual")
@@ -180,8 +190,9 @@ def get_job(session: Session, account_id: str, job_id: str) -> Job:
     return job
 
 
-def list_jobs(session: Session, account_id: str, *, share_id=None, state=None, since=None, until=None,
-              page=1, page_size=50) -> tuple[list[Job], int]:
+def list_jobs(session: Session, account_id: str, *, share_id: str | None = None, state: str | None = None,
+              since: datetime | None = None, until: datetime | None = None, page: int = 1,
+              page_size: int = 50) -> tuple[list[Job], int]:
     q = select(Job).where(Job.account_id == account_id)
     if share_id:
         q = q.where(Job.share_id == share_id)
@@ -191,9 +202,7 @@ def list_jobs(session: Session, account_id: str, *, share_id=None, state=None, s
         q = q.where(Job.created_at >= since)
     if until:
         q = q.where(Job.created_at < until)
-    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    return list(session.scalars(q.order_by(Job.created_at.desc(), Job.id)
-                                .offset((page - 1) * page_size).limit(page_size))), total
+    return paginate(session, q, Job.created_at.desc(), Job.id, page=page, page_size=page_size)
 
 
 def job_events(session: Session, account_id: str, job_id: str) -> list[JobEvent]:

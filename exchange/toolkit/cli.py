@@ -544,9 +544,11 @@ def jobs_show(state: State, job_id: str) -> None:
 @click.argument("job_id")
 @click.option("--timeout", "wait", type=click.FloatRange(min=0), default=3600.0, show_default=True)
 @click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True)
+@click.option("--until", "until", multiple=True, metavar="STATE",
+              help="Also stop at this state (repeat), e.g. awaiting_consumer before a PULL consumer pulls.")
 @pass_state
-def jobs_watch(state: State, job_id: str, wait: float, interval: float) -> None:
-    """Follow a job until it ends; exit 1 when it failed or was cancelled."""
+def jobs_watch(state: State, job_id: str, wait: float, interval: float, until: tuple[str, ...]) -> None:
+    """Follow a job until it ends (or reaches an --until state); exit 1 when it failed or was cancelled."""
     seen: list[str] = []
     stderr = click.get_text_stream("stderr")
     with click.progressbar(length=4, label=f"job {job_id}", file=stderr) as bar:
@@ -559,7 +561,8 @@ def jobs_watch(state: State, job_id: str, wait: float, interval: float) -> None:
                 done = 4 if job["state"] in TERMINAL_STATES else PHASES.get(job["state"], 0)
                 bar.update(done - bar.pos)
 
-        job = state.client.wait_job(job_id, timeout=wait, interval=interval, on_update=update)
+        job = state.client.wait_job(job_id, timeout=wait, interval=interval, on_update=update,
+                                    until=TERMINAL_STATES | set(until))
     state.emit(job, _job_text(job))
     if job["state"] in ("failed", "cancelled"):
         raise click.exceptions.Exit(EXIT_API)
@@ -678,6 +681,8 @@ def serve_endpoint_command(
     except ConfigError as exc:
         raise click.UsageError(exc.detail) from exc
 
+
+from exchange.toolkit import cli_manage  # noqa: E402,F401 - keys, edit commands, conformance join the groups
 
 if __name__ == "__main__":  # pragma: no cover - ``python -m exchange.toolkit.cli``
     main()

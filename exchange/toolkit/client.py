@@ -677,6 +677,17 @@ class Client:
     def list_adapters(self) -> list[JSON]:
         return self._json("GET", "/v1/adapters")["items"]
 
+    # --- applications (Click to Connect) ---------------------------------------------------------
+    def list_applications(self, *, directory: bool = False, q: str | None = None, page: int = 1,
+                          page_size: int = 50) -> Page:
+        """The caller's own applications, or every approved one with ``directory=True``."""
+        return self._page("/v1/applications", _clean({"directory": "true" if directory else None, "q": q,
+                                                      "page": page, "page_size": page_size}))
+
+    def connect_application(self, application_id: str, body: JSON) -> JSON:
+        """``{"credential": ...}`` → the new endpoint; ``{"method": "oauth2"}`` → ``{"authorize_url"}``."""
+        return self._json("POST", f"/v1/applications/{application_id}/connect", json=body)
+
 
 def _body_chunks(response: requests.Response) -> Iterator[bytes]:
     """The body as it arrives. ``read1`` hands over every byte received before a connection drops,

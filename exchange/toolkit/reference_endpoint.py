@@ -22,6 +22,7 @@ from typing import Self
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 
 from exchange.errors import BadRequest, ConfigError, Conflict, ExchangeError, NotFound, Unauthorized
@@ -70,8 +71,16 @@ class ReferenceApp:
         credential: str | None = None,
         *,
         extra_identifiers: Iterable[str] = (),
+        oauth=None,
     ):
+        """``oauth`` (an :class:`~exchange.toolkit.ref_oauth.OAuthSettings`) also makes the endpoint its own
+        OAuth 2.0 authorization server under ``/oauth``; the access tokens it issues are accepted as credentials."""
         extra = tuple(extra_identifiers)
+        self.oauth_app = self.oauth_store = None
+        if oauth is not None:
+            from exchange.toolkit.ref_oauth import create_oauth_app
+
+            self.oauth_app, self.oauth_store = create_oauth_app(oauth)
         self.producer = ProducerFolder(producer_dir, extra_identifiers=extra) if producer_dir else None
         self.consumer = ConsumerFolder(consumer_dir, extra_identifiers=extra) if consumer_dir else None
         self.credential = credential
@@ -89,6 +98,8 @@ class ReferenceApp:
 
     def dispatch(self, request: Request) -> Response:
         """Route a request; every failure becomes a problem document, never a bare 500 page."""
+        if self.oauth_app is not None and request.path.startswith("/oauth/"):
+            return Response.from_app(self.oauth_app, request.environ, buffered=True)
         try:
             endpoint, args = self.url_map.bind_to_environ(request.environ).match()
             if endpoint != "healthz":
@@ -105,13 +116,15 @@ class ReferenceApp:
             return problem_response(error, allow)
 
     def _authorize(self, request: Request) -> None:
-        if self.credential is None:
+        if self.credential is None and self.oauth_store is None:
             return
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         # Constant-time comparison: the credential is a shared secret.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self.credential.encode()
-        ):
+        accepted = scheme.lower() == "bearer" and (
+            (self.credential is not None and hmac.compare_digest(token.strip().encode(), self.credential.encode()))
+            or (self.oauth_store is not None and self.oauth_store.valid(token.strip()))
+        )
+        if not accepted:
             raise Unauthorized("a valid 'Authorization: Bearer <credential>' header is required")
 
     def on_healthz(self, request: Request) -> Response:
@@ -133,14 +146,19 @@ class ReferenceApp:
             response = Response(status=304)
             response.set_etag(audience.version)
             return response
-        gzip = request.accept_encodings["gzip"] > 0
+        gzip = request.accept_encodings["gzip"] > 0 and "Range" not in request.headers
+        if not gzip:
+            # Plain bytes: ``Range`` (guarded by ``If-Range``) is honoured, as ``Accept-Ranges`` promises.
+            response = send_file(audience.path, request.environ, mimetype="text/csv", etag=audience.version,
+                                 conditional=True, max_age=None)
+            response.headers["Vary"] = "Accept-Encoding"
+            for duplicate in ("Date", "Content-Disposition"):  # the server adds Date; no attachment
+                response.headers.pop(duplicate, None)
+            return response
         response = Response(iter_file(audience.path, gzip=gzip), mimetype="text/csv", direct_passthrough=True)
         response.set_etag(audience.version)
         response.headers["Vary"] = "Accept-Encoding"
-        if gzip:
-            response.headers["Content-Encoding"] = "gzip"
-        else:
-            response.headers["Content-Length"] = str(audience.path.stat().st_size)
+        response.headers["Content-Encoding"] = "gzip"
         return response
 
     def on_post_data(self, request: Request, audience_id: str) -> Response:
@@ -199,8 +217,10 @@ class ReferenceEndpoint:
         host: str = "127.0.0.1",
         port: int = 0,
         extra_identifiers: Iterable[str] = (),
+        oauth=None,
     ):
-        self.app = ReferenceApp(producer_dir, consumer_dir, credential, extra_identifiers=extra_identifiers)
+        self.app = ReferenceApp(producer_dir, consumer_dir, credential, extra_identifiers=extra_identifiers,
+                                oauth=oauth)
         self.host = host
         self.port = port
         self._server: BaseWSGIServer | None = None

@@ -19,6 +19,7 @@ __all__ = ["register", "web"]
 def register(app: Flask) -> None:
     """Attach the pages, the session hooks and the template helpers to ``app``."""
     from . import (  # noqa: F401 - importing registers the routes on the blueprint
+        applications,
         catalog,
         dashboard,
         endpoints,
@@ -26,6 +27,7 @@ def register(app: Flask) -> None:
         keys,
         session,
         shares,
+        webhooks,
     )
 
     app.register_blueprint(web)

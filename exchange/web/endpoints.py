@@ -60,14 +60,14 @@ def endpoints_new():
                            webhook_secret=webhook_secret), 201
 
 
-def _detail(endpoint_id: str, verification: dict | None = None):
+def _detail(endpoint_id: str, verification: dict | None = None, smoke: dict | None = None):
     session = db()
     ep = service.get_endpoint(session, g.principal.account_id, endpoint_id)
     audiences = []
     if ep.producer_transport:
         audiences, _ = search(session, g.principal.account_id, producer=ep.id, page_size=100)
     return render_template("endpoints/detail.html", endpoint=service.endpoint_view(ep), audiences=audiences,
-                           verification=verification)
+                           verification=verification, smoke=smoke)
 
 
 @web.route("/endpoints/<endpoint_id>")
@@ -85,6 +85,15 @@ def endpoint_verify(endpoint_id: str):
     result = verify_endpoint(runtime(), g.principal.account_id, endpoint_id)
     db().expire_all()
     return _detail(endpoint_id, result)
+
+
+@web.route("/endpoints/<endpoint_id>/adapter-check", methods=["POST"])
+def endpoint_adapter_check(endpoint_id: str):
+    """Smoke-check a partner adapter endpoint and show each step and exchange (secrets scrubbed)."""
+    from ..catalog.adapter_check import adapter_check
+
+    report = adapter_check(runtime(), g.principal.account_id, endpoint_id)
+    return _detail(endpoint_id, smoke=report)
 
 
 @web.route("/endpoints/<endpoint_id>/<any(disable, enable):action>", methods=["POST"])

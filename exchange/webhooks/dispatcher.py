@@ -22,7 +22,7 @@ from .. import metrics
 from ..models import Account, Endpoint, Job, JobEvent, WebhookMessage, WebhookSubscriber, utcnow
 
 log = logging.getLogger(__name__)
-LEASE_SLACK = 30  # seconds beyond the request timeout a claimed attempt may take
+LEASE_SLACK = 5  # seconds beyond the connect and read timeouts a claimed attempt may take
 
 
 def retry_delay(cfg, attempts: int, rng: random.Random | None = None) -> float:
@@ -48,7 +48,8 @@ def claim_due(rt, owner: str, limit: int = 10) -> list[str]:
             WebhookMessage.status == "pending", WebhookMessage.next_attempt_at <= now, free)
             .order_by(WebhookMessage.next_attempt_at).limit(limit)))
     claimed = []
-    until = now + timedelta(seconds=float(rt.config.webhook_timeout_seconds) + LEASE_SLACK)
+    until = now + timedelta(seconds=float(rt.config.http_connect_timeout) + float(rt.config.webhook_timeout_seconds)
+                            + LEASE_SLACK)
     for msg_id in ids:
         with rt.db.session() as s:
             res = s.execute(update(WebhookMessage).where(and_(

@@ -215,3 +215,22 @@ def test_bad_host_settings_fail_fast_naming_the_setting(h: Harness):
         h.adapter().__class__(h.kit.good_settings(h.fake), h.adapter().context, h.session,
                               base_url={role: "not a url"})
     assert list(err.value.errors) == [f"EXCHANGE_ADAPTER_BASE_URLS.{h.kit.adapter_type}.{role}"]
+
+
+def test_docs_page_names_every_setting_host_and_limit(h: Harness):
+    """docs/adapters/<partner>.md stays in step with the code: settings, host roles, limits, sources."""
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "adapters" / f"{h.kit.adapter_type}.md"
+    assert page.exists(), f"{page} is missing"
+    text = page.read_text(encoding="utf-8")
+    cls = get_adapter(h.kit.adapter_type)
+    described = next(a for a in list_adapters() if a["name"] == h.kit.adapter_type)
+    for name in described["settings"]["properties"]:
+        assert f"`{name}`" in text, f"setting {name} undocumented in {page.name}"
+    for role in cls.hosts:
+        assert role in text, f"host role {role} undocumented in {page.name}"
+    for limit in cls.limits:
+        assert f"`{limit.name}`" in text, f"limit {limit.name} undocumented in {page.name}"
+    for status in ("documented", "assumed"):
+        assert status in text

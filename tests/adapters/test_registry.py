@@ -64,3 +64,21 @@ def test_validate_settings_applies_defaults_and_reports_fields():
         registry.validate_settings("equativ", {"client_id": "a", "region": "mars"})
     assert set(err.value.errors) == {"adapter.settings.client_secret", "adapter.settings.segment_provider_id",
                                      "adapter.settings.region"}
+
+
+def test_plugins_declaring_one_base_url_get_the_api_host_role():
+    class Legacy(Adapter):
+        """A plug-in written before host roles."""
+
+        name = "legacy"
+        title = "Legacy"
+        identifiers = ("email",)
+        base_url_default = "https://partner.example"
+
+    from exchange.adapters.base import SegmentContext
+
+    assert Legacy.hosts == {"api": "https://partner.example"}
+    ctx = SegmentContext("s", "a", "A", "j")
+    assert Legacy({}, ctx, None).base_url == "https://partner.example"
+    assert Legacy({}, ctx, None, base_url="http://127.0.0.1:9").base_url == "http://127.0.0.1:9"
+    assert Legacy({"hosts": {"api": "https://sandbox.example/"}}, ctx, None).base_url == "https://sandbox.example"

@@ -18,7 +18,16 @@ from tests.fakes.partners import KITS
 
 @pytest.fixture(params=sorted(KITS))
 def partner(request, tmp_path):
-    kit = KITS[request.param]
+    yield from _partner(request.param, tmp_path)
+
+
+@pytest.fixture
+def batch_partner(tmp_path):
+    yield from _partner("batch", tmp_path)
+
+
+def _partner(name, tmp_path):
+    kit = KITS[name]
     fake = kit.make_fake()
     fake.start()
     base = kit.base_url(fake)
@@ -126,6 +135,7 @@ def test_adapters_listed(partner):
     assert {"equativ", "batch", "stackadapt", "equals"} <= names
     one = next(a for a in items if a["name"] == kit.adapter_type)
     assert one["batch_size"] > 0 and one["rate_limit"] > 0 and one["identifiers"]
+    assert one["hosts"] and one["limits"] and all(limit["source"] for limit in one["limits"])
     secret_fields = [k for k, v in one["settings"].get("properties", {}).items() if v.get("writeOnly")]
     assert secret_fields or kit.adapter_type == "equals"
 
@@ -166,3 +176,28 @@ def test_adapter_check_route(partner):
     plain = register(api, name="CRM", producer={"transport": "push"}, identifiers=["email"])
     r = api.post(f"/v1/endpoints/{plain['id']}/adapter-check")
     assert r.status_code == 409 and r.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_adapter_check_button_on_the_endpoint_page(batch_partner):
+    """The web page of a partner endpoint has a "Smoke check" button showing steps and exchanges."""
+    import re
+
+    from exchange.auth.users import create_user
+
+    kit, fake, api = batch_partner
+    settings = kit.good_settings(fake)
+    dest = register(api, name="Batch", adapter={"type": "batch", "settings": settings})
+    rt = api.client.application.extensions["exchange"]
+    with rt.db.session() as s:
+        create_user(s, api.account_id, "ops@acme.test", "correct-horse-1")
+    web = api.client.application.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/login").text).group(1)
+    web.post("/login", data={"email": "ops@acme.test", "password": "correct-horse-1", "csrf_token": token})
+    page = web.get(f"/endpoints/{dest['id']}").text
+    assert "Smoke check" in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    result = web.post(f"/endpoints/{dest['id']}/adapter-check", data={"csrf_token": token})
+    assert result.status_code == 200
+    assert 'id="smoke-check"' in result.text and "passed" in result.text and "nb_ids" in result.text
+    for name in ("rest_api_key", "project_key"):
+        assert settings[name] not in result.text

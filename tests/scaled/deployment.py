@@ -93,12 +93,15 @@ class Deployment:
     """Start with :meth:`start`, stop with :meth:`stop`; ``webs``/``workers`` hold the live processes."""
 
     def __init__(self, work: Path, *, webs: int = 2, workers: int = 2, concurrency: int = 2,
-                 lease_seconds: int = 5, scheduler_lease_seconds: int = 3, env: dict[str, str] | None = None):
+                 lease_seconds: int | None = 5, scheduler_lease_seconds: int = 3, env: dict[str, str] | None = None,
+                 broker_proxy: bool = False):
         self.work = Path(work)
         self.n_webs, self.n_workers, self.concurrency = webs, workers, concurrency
         self.lease_seconds, self.scheduler_lease_seconds = lease_seconds, scheduler_lease_seconds
         self.extra_env = dict(env or {})
         self.ports = [free_port() for _ in range(webs)]
+        self.metrics_ports = [free_port() for _ in range(workers)]  # exchange worker --metrics-port
+        self.broker_proxy = TcpProxy() if broker_proxy else None  # lets a test cut the broker off
         self.webs: list[subprocess.Popen | None] = [None] * webs
         self.workers: list[subprocess.Popen | None] = [None] * workers
         self.database = f"exch_{secrets.token_hex(6)}"
@@ -119,7 +122,9 @@ class Deployment:
         self.work.mkdir(parents=True, exist_ok=True)
         try:
             self._start_services()
+            # the operator's commands, as docs/deploy.md lists them
             self.run_cli("db", "upgrade")
+            self.run_cli("blobs", "init")
             for i in range(self.n_webs):
                 self.start_web(i, wait=False)
             for i in range(self.n_workers):
@@ -134,7 +139,6 @@ class Deployment:
         return self
 
     def _start_services(self) -> None:
-        import boto3
         import psycopg
         from moto.server import ThreadedMotoServer
 
@@ -149,8 +153,10 @@ class Deployment:
         for key, value in AWS_ENV.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
-        boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1").create_bucket(Bucket=self.bucket)
+        self.s3_url = s3_url  # the bucket is created by `exchange blobs init`, as the docs say
         self.broker_url = find_broker()
+        if self.broker_proxy is not None:
+            self.broker_url = self.broker_proxy.start(self.broker_url)
         self.env = {
             "EXCHANGE_DATABASE_URL": database_url,
             "EXCHANGE_BLOB_URL": f"s3://{self.bucket}/exchange",
@@ -158,13 +164,13 @@ class Deployment:
             "EXCHANGE_EXECUTOR": "celery",
             "EXCHANGE_BROKER_URL": self.broker_url,
             "EXCHANGE_SCHEDULER": "true",
-            "EXCHANGE_LEASE_SECONDS": str(self.lease_seconds),
             "EXCHANGE_SCHEDULER_LEASE_SECONDS": str(self.scheduler_lease_seconds),
             "EXCHANGE_ALLOW_PRIVATE_URLS": "true",
             "EXCHANGE_SECRET_KEY": "scaled-test-secret",
             "EXCHANGE_VAR_DIR": str(self.work / "var"),
             "EXCHANGE_MAX_ATTEMPTS": "4",
             "EXCHANGE_LOG_LEVEL": "INFO",
+            **({"EXCHANGE_LEASE_SECONDS": str(self.lease_seconds)} if self.lease_seconds is not None else {}),
             **self.extra_env,
         }
         from exchange.config import Config
@@ -204,6 +210,8 @@ class Deployment:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self.broker_proxy is not None:
+            self.broker_proxy.stop()
         try:
             import psycopg
 
@@ -257,7 +265,8 @@ class Deployment:
     def start_worker(self, i: int, *, wait: bool = True) -> None:
         log = self.work / f"worker{i}.log"
         self._log_marks[i] = log.stat().st_size if log.exists() else 0
-        self.workers[i] = self._spawn(f"worker{i}", "worker", "--concurrency", str(self.concurrency))
+        self.workers[i] = self._spawn(f"worker{i}", "worker", "--concurrency", str(self.concurrency),
+                                      "--metrics-port", str(self.metrics_ports[i]), "--metrics-host", "127.0.0.1")
         if wait:
             self._wait_worker(i)
 
@@ -337,3 +346,88 @@ def _group_index(procs: list[subprocess.Popen | None], pid: int) -> int | None:
         if proc is not None and proc.pid == group:
             return i
     return None
+
+
+class TcpProxy:
+    """A loopback TCP forwarder in front of the broker; :meth:`cut` refuses and drops connections
+    (the broker "goes down" for the processes), :meth:`restore` lets them through again."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.port = free_port()
+        self.target: tuple[str, int] | None = None
+        self.up = threading.Event()
+        self.up.set()
+        self._conns: list[socket.socket] = []
+        self._server: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def start(self, url: str) -> str:
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+        netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{self.port}")
+        return parts._replace(netloc=netloc).geturl()
+
+    def _accept(self) -> None:
+        import threading
+
+        while self._server is not None:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if not self.up.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.up.clear()
+        with self._lock:
+            for sock in self._conns:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
+                except OSError:
+                    pass
+            self._conns.clear()
+
+    def restore(self) -> None:
+        self.up.set()
+
+    def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            self._server = None

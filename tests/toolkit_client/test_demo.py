@@ -72,8 +72,11 @@ def test_demo_delivers_exact_rows_and_reuses_state_on_restart(tmp_path):
     from exchange.models import Account, Endpoint, Share
     db = Database(config.database_url)
     with db.session() as s:
-        assert s.query(Account).count() == 1
+        assert s.query(Account).count() == 2  # the Demo account and the provider of its two applications
         assert s.query(Endpoint).count() == 3 and s.query(Share).count() == 2
+        # the CRM and the ad platform are connected from approved applications: by key, by OAuth consent
+        connected = {e.name: e.credential_type for e in s.query(Endpoint) if e.application_id}
+        assert connected == {"Demo CRM": "key", "Demo ad platform": "oauth2"}
     db.dispose()
 
     # the warehouse pulls its delivery with the toolkit, as the printed command says

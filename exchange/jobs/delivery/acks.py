@@ -7,40 +7,46 @@ and a job whose deadline passes fails (SPEC §15.8).
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import select
 
 from ... import metrics
-from ...models import Delivery, Endpoint, Job, Share, utcnow
+from ...models import Delivery, Job, utcnow
 from ..context import Context
-from ..destination import Destination
+from ..progress import Operation
 from ..states import event, transition
 from ..webhooks import notify_state
-from .finish import advance_snapshot, complete, keeps_snapshot, snapshot_after_failed_delivery
+from .finish import complete, next_snapshot_key, snapshot_after_failed_delivery
 
 if TYPE_CHECKING:
-    pass
+    from ...runtime import Runtime
 
 
-def await_ack(ctx: Context, progress: dict, *, kind: str) -> None:
+def await_ack(ctx: Context, *, kind: Literal["push", "pull"], ops: Sequence[Operation] | None = None) -> None:
+    """Record what the consumer must acknowledge and wait (``awaiting_consumer``).
+
+    PULL: one delivery per operation in ``ops``, each a file to download. PUSH (a 202 answer): one
+    delivery standing for the whole job, acknowledged once.
+    """
     with ctx.rt.db.session() as s:
-        job, share, aud, dest, src = ctx.load(s)
+        rec = ctx.load(s)
+        job, progress = rec.job, rec.progress
         existing = s.scalar(select(Delivery).where(Delivery.job_id == job.id))
         if existing is None:
-            deadline = utcnow() + Destination.of(dest).ack_deadline(ctx.rt.config.ack_deadline_seconds)
-            for op in progress["ops"]:
-                if kind == "push" and op is not progress["ops"][0]:
-                    continue  # one acknowledgement covers a pushed job
-                s.add(Delivery(account_id=job.account_id, job_id=job.id, endpoint_id=dest.id,
-                               destination_audience=share.destination_audience, mode=op["mode"],
-                               columns=progress["columns"], row_count=op["rows"] if kind == "pull" else
-                               sum(o["rows"] for o in progress["ops"]),
-                               state="ready" if kind == "pull" else "awaiting_ack",
-                               blob_key=op["key"] if kind == "pull" else None,
-                               sha256=_sha(ctx, op["key"]) if kind == "pull" else "",
-                               size=ctx.rt.blobs.size(op["key"]) if kind == "pull" else 0,
-                               deadline_at=deadline))
+            deadline = utcnow() + rec.capabilities.ack_deadline(ctx.rt.config.ack_deadline_seconds)
+            common = {"account_id": job.account_id, "job_id": job.id, "endpoint_id": rec.destination.id,
+                      "destination_audience": rec.share.destination_audience, "columns": list(progress.columns),
+                      "deadline_at": deadline}
+            if kind == "pull":
+                for op in ops if ops is not None else progress.operations:
+                    s.add(Delivery(**common, mode=op.mode, row_count=op.rows, state="ready", blob_key=op.key,
+                                   sha256=_sha(ctx, op.key), size=ctx.rt.blobs.size(op.key)))
+            else:
+                first = progress.operations[0]
+                s.add(Delivery(**common, mode=first.mode, row_count=sum(o.rows for o in progress.operations),
+                               state="awaiting_ack", blob_key=None, sha256="", size=0))
         what = "download and acknowledgement" if kind == "pull" else "acknowledgement"
         transition(s, job, "awaiting_consumer", f"waiting for the consumer's {what}")
     ctx.notify()
@@ -53,11 +59,13 @@ def _sha(ctx: Context, key: str) -> str:
     return h.hexdigest()
 
 
-def acknowledge(rt, delivery: Delivery, accepted: int, rejected: int, message: str | None) -> None:
+def acknowledge(rt: Runtime, delivery: Delivery, accepted: int, rejected: int, message: str | None) -> None:
     """A consumer's ack: record it; the job completes when every delivery of it is acknowledged."""
     with rt.db.session() as s:
         d = s.get(Delivery, delivery.id)
-        job = s.get(Job, d.job_id)
+        job = s.get(Job, d.job_id) if d is not None else None
+        if d is None or job is None:
+            return  # deleted meanwhile (with its share or account): nothing left to complete
         d.state, d.accepted, d.rejected, d.message, d.acked_at = "acknowledged", accepted, rejected, message, utcnow()
         c = dict(job.counts)
         c["acknowledged"] += accepted
@@ -70,22 +78,13 @@ def acknowledge(rt, delivery: Delivery, accepted: int, rejected: int, message: s
                       + (f" ({message})" if message else ""))
         remaining = s.scalar(select(Delivery.id).where(Delivery.job_id == job.id, Delivery.id != d.id,
                                                        Delivery.state != "acknowledged").limit(1))
-        share = s.get(Share, job.share_id) if job.share_id else None
-        dest_id, progress = d.endpoint_id, dict(job.progress)
         job_id, state = job.id, job.state
     if remaining is None and state == "awaiting_consumer":
-        new_key = None
-        with rt.db.session() as s:
-            dest = s.get(Endpoint, dest_id)
-            share = s.get(Share, share.id) if share else None
-            keep = share is not None and keeps_snapshot(share, dest)
-        if keep:
-            new_key = advance_snapshot(rt, job_id, share, progress)
-        complete(rt, job_id, new_snapshot_key=new_key)
+        complete(rt, job_id, new_snapshot_key=next_snapshot_key(rt, job_id))
     notify_state(rt, job_id)
 
 
-def expire_overdue(rt) -> int:
+def expire_overdue(rt: Runtime) -> int:
     """Fail jobs whose consumer did not acknowledge before the deadline (SPEC §15.8)."""
     now = utcnow()
     failed: list[str] = []
@@ -94,7 +93,7 @@ def expire_overdue(rt) -> int:
                                                   Delivery.deadline_at < now)):
             d.state = "expired"
             job = s.get(Job, d.job_id)
-            if not job.terminal:
+            if job is not None and not job.terminal:
                 job.error = {"type": "https://audience-exchange.dev/problems/ack-deadline",
                              "title": "Acknowledgement deadline passed", "status": 504,
                              "detail": "The consumer did not acknowledge the delivery before its deadline."}

@@ -5,6 +5,8 @@ from ..context import Context
 from .acks import await_ack
 
 
-def deliver_pull(ctx: Context, progress: dict) -> None:
-    ops = [op for op in progress["ops"] if op["rows"] or op["mode"] == "replace"]
-    await_ack(ctx, {**progress, "ops": ops or progress["ops"][:1]}, kind="pull")
+def deliver_pull(ctx: Context) -> None:
+    """Offer every operation with rows (an empty ``replace`` too: it empties the audience); at least one."""
+    ops = ctx.progress().operations
+    offered = [op for op in ops if op.rows or op.mode == "replace"]
+    await_ack(ctx, kind="pull", ops=offered or ops[:1])

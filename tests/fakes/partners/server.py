@@ -19,8 +19,8 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Self
 
 from werkzeug.serving import WSGIRequestHandler, make_server
