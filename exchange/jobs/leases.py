@@ -15,8 +15,8 @@ from sqlalchemy import CursorResult, Result, and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from ..models import TERMINAL_STATES, Job, utcnow
-from .failover import record_takeover
 from .budget import claim_order, within_budget
+from .failover import record_takeover
 
 if TYPE_CHECKING:
     from ..runtime import Runtime

@@ -166,11 +166,11 @@ def load_endpoint(schema: Schema, data: dict, *, allow_private: bool) -> dict:
     try:
         loaded = schema.load(data)
     except ValidationError as err:
-        errors = flatten(err.messages)
+        errors = flatten_messages(err.messages)
         try:
             check_roles({k: v for k, v in data.items() if v not in ("", None)})
         except _VE as roles:
-            for key, messages in flatten(roles.normalized_messages()).items():
+            for key, messages in flatten_messages(roles.normalized_messages()).items():
                 errors.setdefault(key, []).extend(m for m in messages if m not in errors.get(key, []))
     for field in ("contact_url", "webhook_url"):
         value = data.get(field)
