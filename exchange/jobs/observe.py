@@ -7,13 +7,13 @@ from sqlalchemy.orm import Session
 
 from .. import metrics
 from ..models import TERMINAL_STATES, Audience, Endpoint, Job, Share, utcnow
+from ..webhooks.outbox import enqueue_job_state
 
 _PENDING = "exchange.after_commit"
 
 
 def after_transition(session: Session, job: Job, previous: str | None, state: str) -> None:
-    from ..webhooks.outbox import enqueue_job_state
-
+    """Write the webhook messages of this change and queue its metrics for after the commit."""
     enqueue_job_state(session, job, previous, state)
     if state in TERMINAL_STATES and previous not in TERMINAL_STATES:
         started = job.started_at or job.created_at
