@@ -121,12 +121,17 @@ def _record(rt, msg_id, owner, subscriber, delivered, status, answer, error, *, 
             return
         if health.failing_since is None:
             health.failing_since = now
-        if gone or now - msg.created_at >= window:
+        expired = now - msg.created_at >= window
+        if gone or expired:
             msg.status = "failed"
             metrics.WEBHOOK_GIVEN_UP.inc()
         else:
             msg.next_attempt_at = now + timedelta(seconds=retry_delay(cfg, msg.attempts))
-        if health.disabled_at is None and now - health.failing_since >= window:
+        # failing for the whole window: continuously since the window began, or this message's whole
+        # window passed without a single success (its first attempt may have come late)
+        whole_window = now - health.failing_since >= window or (
+            expired and (health.last_success_at is None or health.last_success_at < msg.created_at))
+        if health.disabled_at is None and whole_window:
             health.disabled_at = now
             health.disabled_reason = (f"every delivery failed for {_span(window)} (since "
                                       f"{health.failing_since.isoformat()}); last: "

@@ -220,3 +220,27 @@ def test_retention_purges_finished_messages_only(runtime, api):
                              event_type="job.succeeded", payload="{}", status="delivered"))
     purge_expired(runtime)
     assert {m.id for m in _messages(runtime)} == {"msg_pending", "msg_recent"}
+
+
+def test_a_message_whose_whole_window_failed_disables_the_subscriber_even_if_first_tried_late(runtime, api):
+    """The first attempt came late (a busy machine): the subscriber has not been failing for a whole window
+    yet by the clock, but this message's whole window passed without a success."""
+    from datetime import timedelta
+
+    from exchange.models import Account, WebhookSubscriber, utcnow
+    from exchange.net.webhooks import generate_webhook_secret
+    from exchange.webhooks.dispatcher import attempt
+    from tests.scaled.deployment import free_port
+
+    runtime.config.webhook_retry_window_seconds = 60
+    with runtime.db.session() as s:
+        account = s.get(Account, api.account_id)
+        account.webhook_url = f"http://127.0.0.1:{free_port()}/hooks"  # nothing listens
+        account.webhook_secret_enc = runtime.secrets.encrypt(generate_webhook_secret())
+        s.add(WebhookMessage(id="msg_late", account_id=api.account_id, subscriber=f"account:{api.account_id}",
+                             event_type="job.succeeded", payload="{}", status="pending", lease_owner="me",
+                             created_at=utcnow() - timedelta(seconds=61)))
+    assert attempt(runtime, "msg_late", "me") is False
+    with runtime.db.session() as s:
+        health = s.get(WebhookSubscriber, f"account:{api.account_id}")
+        assert health.disabled_at is not None and s.get(WebhookMessage, "msg_late").status == "failed"
