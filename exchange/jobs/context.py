@@ -1,26 +1,27 @@
 """What a job's phases share: the runtime, the job's id, cancellation and the one way to save progress.
 
 Phases and deliveries never open their own write path: they call :meth:`Context.update` with a
-function of ``(session, job)``, which refuses to write to an ended job and notifies subscribers.
+function of ``(session, job)``, which refuses to write to an ended job. (Subscribers hear of state
+changes through the webhook outbox, written by the state machine in the same transaction.)
 They read the job and what it refers to with :meth:`Context.load`, one typed record per session.
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from ..errors import ExchangeError
 from ..models import TERMINAL_STATES, Audience, Endpoint, Job, Share
+from .budget import maybe_yield
 from .destination import Destination
 from .leases import renew_lease
 from .progress import JobProgress, read_progress
 from .states import event, transition
+from .sweep import work_dir
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -71,12 +72,10 @@ class StopFlag(Protocol):
 class Context:
     """One running job: the runtime, its id and owner, a temp folder, and the helpers to save progress."""
 
-    def __init__(self, rt: Runtime, job_id: str, owner: str, stop: StopFlag | None = None,
-                 notify: Callable[[Runtime, str], None] | None = None) -> None:
+    def __init__(self, rt: Runtime, job_id: str, owner: str, stop: StopFlag | None = None) -> None:
         self.rt, self.job_id, self.owner, self.stop = rt, job_id, owner, stop
-        self._notify_fn = notify
         self._last_cancel_check = 0.0
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"job-{job_id[:8]}-"))
+        self.tmp = work_dir(rt, f"job-{job_id[:8]}-")  # under var_dir/tmp: swept after a kill
 
     def load(self, s: Session) -> JobRecords:
         """The job, its share, audience, destination and source; JobFailed when one no longer exists."""
@@ -103,7 +102,6 @@ class Context:
             if job.state in TERMINAL_STATES:
                 raise Cancelled()
             fn(s, job)
-        self.notify()
 
     def set_state(self, state: str, message: str = "", data: dict[str, Any] | None = None) -> None:
         def _set(s: Session, job: Job) -> None:
@@ -130,6 +128,8 @@ class Context:
                 raise Cancelled()
         if not renew_lease(self.rt, self.job_id, self.owner):
             raise Interrupted()  # someone else owns the job now
+        if maybe_yield(self):
+            raise Interrupted()  # jobs/budget.py: another share waits for a worker; resume later
 
     def cancelled(self) -> bool:
         """``check_cancel`` as a flag, for loops below the engine that take a ``cancel_check`` callable."""
@@ -138,11 +138,6 @@ class Context:
         except (Cancelled, Interrupted):
             return True
         return False
-
-    def notify(self) -> None:
-        """Tell subscribers (webhooks) about the job's state; the runner injects how."""
-        if self._notify_fn is not None:
-            self._notify_fn(self.rt, self.job_id)
 
     def _job(self, s: Session) -> Job:
         job = s.get(Job, self.job_id)

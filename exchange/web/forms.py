@@ -12,29 +12,10 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
 
-from ..errors import ExchangeError
+from ..errors import ExchangeError, flatten_messages
 
 Errors = dict[str, list[str]]
 SPLIT = re.compile(r"[\s,]+")
-
-
-def flatten(messages: Any, prefix: str = "") -> Errors:
-    """marshmallow's nested messages as ``{"a.b": [...]}`` (``_schema`` folds into its parent)."""
-    out: Errors = {}
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
-            for k, v in flatten(value, name).items():
-                out.setdefault(k, []).extend(v)
-    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        out[prefix or "_schema"] = list(messages)
-    elif isinstance(messages, list):
-        for m in messages:
-            for k, v in flatten(m, prefix).items():
-                out.setdefault(k, []).extend(v)
-    else:
-        out[prefix or "_schema"] = [str(messages)]
-    return out
 
 
 class FormInvalid(Exception):
@@ -47,7 +28,7 @@ class FormInvalid(Exception):
     @classmethod
     def from_error(cls, err: ExchangeError | ValidationError) -> FormInvalid:
         if isinstance(err, ValidationError):
-            return cls("Please correct the fields marked below.", flatten(err.messages))
+            return cls("Please correct the fields marked below.", flatten_messages(err.messages))
         return cls(err.detail, {k: list(v) for k, v in (err.errors or {}).items()})
 
 
@@ -185,11 +166,11 @@ def load_endpoint(schema: Schema, data: dict, *, allow_private: bool) -> dict:
     try:
         loaded = schema.load(data)
     except ValidationError as err:
-        errors = flatten(err.messages)
+        errors = flatten_messages(err.messages)
         try:
             check_roles({k: v for k, v in data.items() if v not in ("", None)})
         except _VE as roles:
-            for key, messages in flatten(roles.normalized_messages()).items():
+            for key, messages in flatten_messages(roles.normalized_messages()).items():
                 errors.setdefault(key, []).extend(m for m in messages if m not in errors.get(key, []))
     for field in ("contact_url", "webhook_url"):
         value = data.get(field)
