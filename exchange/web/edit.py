@@ -18,7 +18,16 @@ from ..schemas.shares import ShareUpdateSchema
 from ..shares import service as share_service
 from ..transfer.mapping import IDENTIFIER_TYPES, TRANSFORMS
 from .blueprint import web
-from .forms import FormInvalid, endpoint_data, fold, load, load_endpoint, optional
+from .forms import (
+    FormInvalid,
+    adapter_settings,
+    endpoint_data,
+    fold,
+    load,
+    load_endpoint,
+    optional,
+    settings_fields,
+)
 from .wizard import INTERVAL_UNITS, TRANSFORM_HELP, mapping_from_form, preview, schedule_from_form
 
 
@@ -41,10 +50,35 @@ def _endpoint_form(view: dict) -> dict:
     }
 
 
+def _adapter_fields(endpoint: dict) -> list[dict]:
+    from ..adapters.registry import describe, get_adapter
+
+    return settings_fields(describe(get_adapter(endpoint["adapter"]["type"]))) if endpoint.get("adapter") else []
+
+
+def _settings_form(endpoint: dict) -> dict:
+    """Non-secret adapter settings as the inputs ``adapter.<type>.<name>`` show them."""
+    kind, public = endpoint["adapter"]["type"], endpoint["adapter"].get("settings") or {}
+    out = {}
+    for f in _adapter_fields(endpoint):
+        value = public.get(f["name"])
+        if value is None or f["secret"]:
+            continue
+        if isinstance(value, list):
+            value = "\n".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = "\n".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, bool):
+            value = "on" if value else ""
+        out[f"adapter.{kind}.{f['name']}"] = value
+    return out
+
+
 def _edit_page(endpoint: dict, form: dict, invalid: FormInvalid | None = None, status: int = 200):
     errors = fold(invalid.errors, "identifiers", "attributes") if invalid else {}
     return render_template("endpoints/edit.html", endpoint=endpoint, form=form, errors=errors,
-                           identifier_types=IDENTIFIER_TYPES, summary=invalid.detail if invalid else None), status
+                           adapter_fields=_adapter_fields(endpoint), identifier_types=IDENTIFIER_TYPES,
+                           summary=invalid.detail if invalid else None), status
 
 
 @web.route("/endpoints/<endpoint_id>/edit", methods=["GET", "POST"])
@@ -53,14 +87,18 @@ def endpoint_edit(endpoint_id: str):
     rt, session, account = runtime(), db(), g.principal.account_id
     view = endpoint_service.endpoint_view(endpoint_service.get_endpoint(session, account, endpoint_id))
     if request.method == "GET":
-        return _edit_page(view, _endpoint_form(view))
+        return _edit_page(view, _endpoint_form(view) | (_settings_form(view) if view.get("adapter") else {}))
     form = request.form
     echo = {k: form.get(k) for k in form} | {"identifiers": form.getlist("identifiers"),
                                              "kind": _endpoint_form(view)["kind"]}
     echo.pop("credential", None)
     try:
-        if view.get("adapter"):  # partner endpoints: the adapter's settings are set at registration
-            data = load(EndpointUpdateSchema(partial=True), {"name": form.get("name", "").strip()})
+        if view.get("adapter"):  # partner endpoints: name and adapter settings; blank inputs keep theirs
+            kind = view["adapter"]["type"]
+            ep = endpoint_service.get_endpoint(session, account, endpoint_id)
+            settings = {**rt.adapter_settings(ep), **adapter_settings(form, kind)}
+            data = load(EndpointUpdateSchema(partial=True), {"name": form.get("name", "").strip(),
+                                                             "adapter": {"type": kind, "settings": settings}})
         else:
             raw = endpoint_data(form)  # the edit form has no "kind": a protocol endpoint stays one
             if raw.get("credential") is None:

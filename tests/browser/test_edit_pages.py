@@ -183,3 +183,23 @@ def test_favicon(site, page):
     assert page.request.get(f"{site.url}{href}").headers["content-type"].startswith("image/svg+xml")
     answer = page.request.get(f"{site.url}/favicon.ico")  # browsers ask for it without a session too
     assert answer.ok and answer.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_edit_partner_endpoint_keeps_secrets(site, page):
+    rt, (account, _, _) = site.rt, site.accounts["Acme"]
+    with rt.db.session() as s:
+        ep, _, _ = register_endpoint(rt, s, account, {"name": "Batch app", "adapter": {"type": "batch", "settings": {
+            "rest_api_key": "rest-secret-1", "api_key": "appkey1", "custom_user_id": "customer_id"}}})
+        ep_id = ep.id
+    login(page, site)
+    page.goto(f"{site.url}/endpoints/{ep_id}/edit")
+    expect(page.locator("#f-batch-custom_user_id")).to_have_value("customer_id")
+    expect(page.locator("#f-batch-rest_api_key")).to_have_value("")  # a secret is never put back
+    assert "rest-secret-1" not in page.content()
+    page.locator("#f-batch-custom_user_id").fill("crm_id")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Batch app saved")
+    with rt.db.session() as s:
+        settings = rt.adapter_settings(s.get(Endpoint, ep_id))
+    assert settings["custom_user_id"] == "crm_id" and settings["rest_api_key"] == "rest-secret-1"
+    assert settings["api_key"] == "appkey1"
