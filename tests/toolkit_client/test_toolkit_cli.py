@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -265,15 +266,24 @@ def test_pull_watch_pulls_new_deliveries_until_interrupted(live, client, tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "exchange.toolkit.cli", "pull", "--out", str(out), "--watch",
                              "--interval", "0.2"], env=_env(live, s["consumer_key"]), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     try:
         job_id = client.create_share(json.loads(s["share_file"].read_text()))["last_job_id"]
         assert client.wait_job(job_id, 30, interval=0.1)["state"] == "partially_succeeded"  # acked by the loop
         assert len(list(out.glob("Loyal-*.csv"))) == 1
+        # the job ends when the exchange records the ack; the command prints its line just after
+        deadline = time.monotonic() + 15
+        while not any("acknowledged" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=15)
+        proc.wait(timeout=15)
+        reader.join(timeout=5)
+        stderr = proc.stderr.read()
     assert proc.returncode == 0, stderr
-    assert "stopped" in stderr and "acknowledged" in stdout
+    assert "stopped" in stderr and any("acknowledged" in line for line in lines)
 
 
 def _free_port() -> int:
