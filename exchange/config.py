@@ -33,7 +33,16 @@ class Config:
     max_json_bytes: int = 1_048_576  # largest JSON request body (413 beyond)
     max_upload_bytes: int = 5 * 1024**3  # largest CSV upload body (match the proxy's limit)
     max_decompressed_bytes: int = 20 * 1024**3  # largest decompressed upload or fetched source (zip bombs)
+    max_inflate_ratio: float = 100.0  # a gzip upload may inflate at most this many times its size (past 16 MiB; 0: off)
     rate_limit_per_minute: int = 6000  # requests per API key per minute (429 + Retry-After beyond)
+    # where rate-limit buckets live, shared by every web process: database | redis | memory (this process
+    # only); default: redis when broker_url is redis://, else database
+    rate_limit_store: str = ""
+    rate_limit_redis_url: str = ""  # Redis for the rate-limit buckets; default: broker_url
+    failed_auth_limit: int = 20  # failed API authentications per address and per key prefix per window (then 429)
+    failed_auth_window_seconds: int = 60  # the failed-authentication window; valid keys are never refused
+    login_attempts: int = 10  # web sign-in attempts per account and address per window (then 429 with the wait)
+    login_window_seconds: int = 300  # the sign-in window; attempts come back steadily, never an indefinite lockout
     # --- jobs ------------------------------------------------------------------------------
     executor: str = "process"  # process (child processes) | thread | celery | inline
     workers: int = 4  # job workers of the embedded executor; unused with celery (use --concurrency)
@@ -43,11 +52,17 @@ class Config:
     source_wait_seconds: int = 600  # bound on a producer answering 202
     ack_deadline_seconds: int = 86400  # PULL consumer / 202 consumer must ack within
     retention_days: int = 30  # job artifacts (sources, outputs, rejects) are deleted after this
+    temp_part_max_age_seconds: int = 300  # at start, partial blob writes untouched this long are removed
     http_connect_timeout: float = 5.0  # seconds to connect to an endpoint or partner
     http_read_timeout: float = 60.0  # seconds to wait for an endpoint or partner to answer
+    http_total_timeout: float = 300.0  # seconds one whole outbound call may take, however slowly bytes come (0: none)
     max_attempts: int = 5  # attempts per outbound call (rate-limit waits do not count)
     lease_seconds: int = 10  # a dead worker's job is taken over after this; running jobs renew it every third
     scheduler_lease_seconds: int = 15  # a dead scheduler leader is replaced after this
+    destination_concurrency: int = 2  # running jobs per destination endpoint (0: no limit)
+    partner_concurrency: int = 4  # running jobs per partner account: an account's endpoints of one adapter (0: none)
+    fair_slice_seconds: float = 30.0  # a job running this long gives its worker to a waiting share (0: never)
+    yield_pause_seconds: float = 2.0  # a job that gave its worker up is due again this much later
     # --- webhooks (the outbox) -------------------------------------------------------------
     webhook_retry_base_seconds: float = 5.0  # first retry delay; doubles each attempt
     webhook_retry_max_delay_seconds: int = 21600  # the doubling stops at this delay (6 h)
@@ -63,6 +78,7 @@ class Config:
     proxy_hops: int = 0  # trusted reverse proxies in front (X-Forwarded-For/-Proto/-Host/-Port/-Prefix)
     log_level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR, for web, runner and worker processes
     log_format: str = "plain"  # plain | json (one JSON object per line)
+    shutdown_grace_seconds: int = 5  # on SIGTERM, requests and job steps in flight get this long, then exit
     testing: bool = False
 
     extra: dict = field(default_factory=dict)

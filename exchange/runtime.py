@@ -43,7 +43,7 @@ class Runtime:
 
         return SecretBox(self.config.secret_keys)
 
-    def credential(self, ep: Endpoint) -> Any:
+    def credential(self, ep: Endpoint) -> Any:  # str | None, or an OAuthBearer (formats as the token)
         """The endpoint's outbound bearer credential, decrypted (never stored in the clear). For an
         endpoint connected by OAuth 2.0, an object whose ``str()`` is the current access token: refreshed
         first when about to expire, and once more on a 401 (``exchange.applications.tokens``)."""
@@ -65,7 +65,8 @@ class Runtime:
         from .net import OutboundSession
 
         return OutboundSession(allow_private=self.config.allow_private_urls,
-                               timeout=(self.config.http_connect_timeout, self.config.http_read_timeout))
+                               timeout=(self.config.http_connect_timeout, self.config.http_read_timeout),
+                               total_timeout=self.config.http_total_timeout or None)
 
     @property
     def executor(self) -> Executor:
@@ -77,6 +78,9 @@ class Runtime:
 
     def start_background(self) -> None:
         """Start the worker pool and the scheduler (web process of the embedded deployment)."""
+        from .jobs.sweep import sweep_leftovers
+
+        sweep_leftovers(self)  # what a killed process left: job working folders, partial blob writes
         self.executor.start()
         if self.config.scheduler:
             from .shares.scheduler import Scheduler

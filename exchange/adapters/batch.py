@@ -119,6 +119,12 @@ class BatchSettingsSchema(AdapterSettingsSchema):
         validate=validate.Regexp(r"^[A-Za-z0-9_]{1,30}$"),
         metadata={"title": "Tags attribute", "description": "2.x has no tags: the array attribute carrying them."},
     )
+    readback_polls = fields.Integer(
+        load_default=5,
+        validate=validate.Range(min=0, max=60),
+        metadata={"title": "Read-back polls",
+                  "description": "Extra views (paced, about 1/s) while the last write is IN_PROGRESS."},
+    )
     audience_type = fields.String(
         load_default="custom_ids",
         validate=validate.OneOf(["custom_ids", "install_ids"]),
@@ -300,7 +306,11 @@ class BatchAdapter(Adapter):
                 f"indexing_state={body.get('indexing_state')}"]
 
     def read_back(self) -> dict[str, Any]:
-        body = _json(self._view(self._indexing_token))
+        """``view`` with the last indexing token; viewed again (paced) while it is IN_PROGRESS."""
+        for _ in range(1 + self.settings["readback_polls"]):
+            body = _json(self._view(self._indexing_token))
+            if body.get("indexing_state") != "IN_PROGRESS":
+                break
         return {key: body.get(key) for key in ("nb_ids", "indexing_state", "created", "updated")}
 
     def sample_row(self) -> dict[str, str]:

@@ -83,9 +83,14 @@ class EqualsAdapter(Adapter):
         return snake_case(self.context.segment_name)
 
     def check(self) -> None:
-        # Equals publishes no verification call and any POST would record data; a wrong URL is
-        # reported on the first delivery (401/403/404 name the ``url`` setting).
-        return None
+        # Equals publishes no verification call and any POST would record data. A GET records
+        # nothing, so verify calls the URL with GET (through the same address guard as deliveries):
+        # the host must answer, and 401/403/404/410 mean a wrong URL (assumed: the Segment
+        # connection URL only exists for POST, so a right URL answers 405 or another non-404).
+        response = self.request("GET", self.settings["url"], what="checking the Equals URL",
+                                ok=tuple(range(200, 500)), allow_redirects=False)
+        if response.status_code in (401, 403, 404, 410):
+            raise self.credentials_error(f"Equals answered HTTP {response.status_code} at the Equals URL", "url")
 
     def prefilter(self, row: dict[str, str]) -> str | None:
         column = self.settings["user_id_column"]

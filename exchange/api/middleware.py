@@ -11,15 +11,21 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..auth.keys import authenticate
-from ..errors import BadRequest, Unauthorized, UnsupportedMediaType
+from ..errors import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
 from ..models import IdempotencyRecord
-from . import metrics
+from . import guards, metrics
 from .audit import record as audit_record
 from .context import db, runtime
-from .ratelimit import RateLimiter
+from .jsonbody import check_json_body
+from .ratelimit import RateLimiter, open_store
 
 # data-plane uploads stream CSV and have their own, larger limit
 STREAMING_ENDPOINTS = {"audiences.AudienceData", "deliveries.DeliveryData"}
+# routes reached without credentials: the OAuth redirect back from a provider carries its own state
+PUBLIC_API_ROUTES = {"applications.ConnectCallback"}
+# the only routes an endpoint-scoped key may call (each view re-checks which endpoint it may touch)
+ENDPOINT_KEY_ROUTES = {"audiences.AudienceMetadata", "audiences.AudienceData", "deliveries.Deliveries",
+                       "deliveries.DeliveryById", "deliveries.DeliveryData", "deliveries.AckDelivery"}
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -36,22 +42,57 @@ def _begin() -> Response | None:
     if not request.path.startswith("/v1/"):
         return None
     _authenticate()
-    if request.method in ("POST", "PUT", "PATCH") and request.endpoint not in STREAMING_ENDPOINTS:
+    if request.method != "OPTIONS" and request.url_rule is not None:
+        _authorise()  # who may call this route, before anything about the request is validated
+        guards.check_path_and_query()
+    if request.endpoint not in STREAMING_ENDPOINTS:
         has_body = (request.content_length or 0) > 0 or "chunked" in request.headers.get(
             "Transfer-Encoding", "").lower()
-        if has_body and not request.is_json:
+        if has_body and not request.is_json and request.method in ("POST", "PUT", "PATCH"):
             raise UnsupportedMediaType("Send the request body as application/json.")
+        if has_body and request.is_json:
+            check_json_body(request.get_data(cache=True))
     if request.method == "POST" and request.headers.get("Idempotency-Key"):
         return _replay()
     return None
+
+
+def _authorise() -> None:
+    """Every ``/v1`` route needs a principal; endpoint keys reach only their endpoint's data plane."""
+    p = getattr(g, "principal", None)
+    if request.endpoint in PUBLIC_API_ROUTES:
+        return
+    if p is None:
+        raise Unauthorized("Authentication required: send 'Authorization: Bearer <API key>'.")
+    if p.scope != "endpoint":
+        return
+    if request.endpoint not in ENDPOINT_KEY_ROUTES:
+        raise Forbidden("Endpoint keys may only be used for their endpoint's data-plane calls.")
+    wanted = (request.view_args or {}).get("endpoint_id")
+    if wanted is not None and wanted != p.endpoint_id:
+        raise Forbidden("This endpoint key belongs to another endpoint.")
 
 
 def _limiter() -> RateLimiter:
     app = current_app
     limiter = app.extensions.get("exchange.ratelimit")
     if limiter is None:
-        limiter = app.extensions["exchange.ratelimit"] = RateLimiter(runtime().config.rate_limit_per_minute)
+        rt = runtime()
+        cfg = rt.config
+        limiter = app.extensions["exchange.ratelimit"] = RateLimiter(
+            cfg.rate_limit_per_minute, store=open_store(cfg, rt.db.engine),
+            failed_auth_limit=cfg.failed_auth_limit, failed_auth_window=cfg.failed_auth_window_seconds)
     return limiter
+
+
+limiter = _limiter  # the app's shared limiter (web sign-in uses it too)
+
+
+def _key_prefix(token: str) -> str | None:
+    parts = token.split("_", 2)
+    if len(parts) == 3 and parts[0] == "aex" and re.fullmatch(r"[0-9a-f]{1,40}", parts[1]):
+        return parts[1]
+    return None
 
 
 def _authenticate() -> None:
@@ -63,14 +104,15 @@ def _authenticate() -> None:
         return
     addr = request.remote_addr or "-"
     limiter = _limiter()
-    limiter.check_address(addr)
     scheme, _, token = header.partition(" ")
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Malformed Authorization header: expected 'Bearer <API key>'.")
         g.principal = authenticate(db(), token.strip())
     except Unauthorized:
-        limiter.failed_auth(addr)
+        db().rollback()
+        # counted only on failure, so a valid key is never refused for what others sent
+        limiter.failed_auth(addr, _key_prefix(token.strip()))
         raise
     db().commit()  # persist last_used_at
     limiter.hit(f"key:{g.principal.key_id}")

@@ -95,6 +95,10 @@ def revoke_key(session: Session, account_id: str, key_id: str) -> ApiKey:
 
 def create_key(session: Session, account_id: str, *, scope: str, name: str = "",
                endpoint_id: str | None = None) -> tuple[ApiKey, str]:
+    if any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f for ch in name):
+        from ..errors import ValidationFailed
+        raise ValidationFailed("Names may not contain control characters.",
+                               errors={"name": ["Control characters (such as NUL, tab or newline) are not allowed."]})
     if scope == "endpoint":
         ep = session.get(Endpoint, endpoint_id) if endpoint_id else None
         if ep is None or ep.account_id != account_id:

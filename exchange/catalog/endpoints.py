@@ -6,6 +6,7 @@ runtime's secret box and never leave through :func:`endpoint_view`.
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import TYPE_CHECKING
 
 from marshmallow import ValidationError
@@ -35,17 +36,33 @@ def _check_url(rt: Runtime, field: str, url: str | None) -> None:
         raise ValidationFailed(exc.detail, errors={field: [exc.detail]}) from None
 
 
+def _check_adapter_urls(rt: Runtime, schema, settings: dict) -> None:
+    """Adapter settings that are URLs (the Equals URL, a custom base URL) pass the same guard."""
+    from marshmallow import fields
+
+    declared = schema._declared_fields if isinstance(schema, type) else schema.fields
+    for name, field in declared.items():
+        if isinstance(field, fields.Url) and isinstance(settings.get(name), str):
+            _check_url(rt, f"adapter.settings.{name}", settings[name])
+
+
 def _adapter_settings(rt: Runtime, adapter: dict) -> tuple[str, dict, dict]:
     """Validate adapter settings; return (type, all settings, settings safe to show)."""
     from ..adapters.base import secret_names
     from ..adapters.registry import get_adapter, validate_settings
 
     settings = validate_settings(adapter["type"], adapter.get("settings") or {})
-    hidden = set(secret_names(get_adapter(adapter["type"]).settings_schema))
+    schema = get_adapter(adapter["type"]).settings_schema
+    _check_adapter_urls(rt, schema, settings)
+    hidden = set(secret_names(schema))
     return adapter["type"], settings, {k: v for k, v in settings.items() if k not in hidden}
 
 
 def _apply(rt: Runtime, ep: Endpoint, data: dict) -> None:
+    if isinstance(data.get("name"), str) and any(unicodedata.category(ch) == "Cc" for ch in data["name"]):
+        # the API refuses these before validation; the web form arrives here directly
+        raise ValidationFailed("Names may not contain control characters.",
+                               errors={"name": ["Control characters (such as NUL, tab or newline) are not allowed."]})
     for field in ("contact_url", "webhook_url"):
         if field in data:
             _check_url(rt, field, data[field])

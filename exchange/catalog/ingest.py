@@ -9,7 +9,7 @@ from sqlalchemy import select
 from ..errors import BadRequest, UnsupportedMediaType
 from ..models import Audience, new_id, utcnow
 from .audiences import producer_endpoint, put_metadata
-from .uploads import UploadStats, inflate, measured, split_columns
+from .uploads import Inflater, UploadStats, check_chunk, check_end, compressed, measured, split_columns
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -25,6 +25,18 @@ def _read(stream: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
+def _checked_gzip(raw: Iterator[bytes], stats: UploadStats, max_bytes: int, max_ratio: float) -> Iterator[bytes]:
+    """Yield the gzip body unchanged while its inflated bytes go through the upload checks."""
+    inflater = Inflater(max_bytes, max_ratio)
+    for chunk in raw:
+        for piece in inflater.feed(chunk):
+            check_chunk(stats, piece, max_bytes=max_bytes)
+        yield chunk
+    for piece in inflater.end():
+        check_chunk(stats, piece, max_bytes=max_bytes)
+    check_end(stats)
+
+
 def ingest_upload(rt: Runtime, account_id: str, endpoint_id: str, external_id: str, stream: BinaryIO, *,
                   content_type: str, content_encoding: str) -> dict:
     if content_type not in CSV_TYPES:
@@ -34,14 +46,17 @@ def ingest_upload(rt: Runtime, account_id: str, endpoint_id: str, external_id: s
         raise UnsupportedMediaType("Content-Encoding must be gzip or absent.")
     with rt.db.session() as s:
         producer_endpoint(s, account_id, endpoint_id)  # fail fast before reading the body
-    chunks: Iterator[bytes] = _read(stream)
-    if encoding == "gzip":
-        chunks = inflate(chunks, rt.config.max_decompressed_bytes)
     stats = UploadStats()
     version = utcnow().strftime("%Y%m%dT%H%M%S") + "-" + new_id()[:8]
-    key = f"audiences/{endpoint_id}/{external_id}/{version}.csv"
+    # stored gzip: a gzip body as sent (inflated only to be checked), a plain one compressed on the way
+    key = f"audiences/{endpoint_id}/{external_id}/{version}.csv.gz"
+    cfg = rt.config
+    if encoding == "gzip":
+        stored = _checked_gzip(_read(stream), stats, cfg.max_decompressed_bytes, cfg.max_inflate_ratio)
+    else:
+        stored = compressed(measured(_read(stream), stats, max_bytes=cfg.max_decompressed_bytes))
     try:
-        rt.blobs.put_stream(key, measured(chunks, stats, max_bytes=rt.config.max_decompressed_bytes))
+        rt.blobs.put_stream(key, stored)
     except OSError as exc:
         raise BadRequest(f"The upload could not be stored ({exc.strerror or type(exc).__name__}).") from None
     digest = stats.sha256.hexdigest()

@@ -7,21 +7,21 @@ They read the job and what it refers to with :meth:`Context.load`, one typed rec
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from ..errors import ExchangeError
 from ..models import TERMINAL_STATES, Audience, Endpoint, Job, Share
+from .budget import maybe_yield
 from .destination import Destination
 from .leases import renew_lease
 from .progress import JobProgress, read_progress
 from .states import event, transition
+from .sweep import work_dir
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -75,7 +75,7 @@ class Context:
     def __init__(self, rt: Runtime, job_id: str, owner: str, stop: StopFlag | None = None) -> None:
         self.rt, self.job_id, self.owner, self.stop = rt, job_id, owner, stop
         self._last_cancel_check = 0.0
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"job-{job_id[:8]}-"))
+        self.tmp = work_dir(rt, f"job-{job_id[:8]}-")  # under var_dir/tmp: swept after a kill
 
     def load(self, s: Session) -> JobRecords:
         """The job, its share, audience, destination and source; JobFailed when one no longer exists."""
@@ -128,6 +128,8 @@ class Context:
                 raise Cancelled()
         if not renew_lease(self.rt, self.job_id, self.owner):
             raise Interrupted()  # someone else owns the job now
+        if maybe_yield(self):
+            raise Interrupted()  # jobs/budget.py: another share waits for a worker; resume later
 
     def cancelled(self) -> bool:
         """``check_cancel`` as a flag, for loops below the engine that take a ``cancel_check`` callable."""

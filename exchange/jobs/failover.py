@@ -25,13 +25,13 @@ def record_takeover(session: Session, job: Job, lost: str, taker: str, last_beat
     timings = dict(job.timings or {})
     timings["lost"] = round(timings.get("lost", 0.0) + lost_seconds, 3)
     job.timings = timings
-    mark = read_progress(job).state_since
-    if mark:  # the interrupted phase's clock skips the dead time
-        try:
-            moved = datetime.fromisoformat(mark) + timedelta(seconds=lost_seconds)
-            update_progress(job, state_since=moved.isoformat())
-        except ValueError:
-            pass
+    try:
+        mark = read_progress(job).state_since
+        if mark:  # the interrupted phase's clock skips the dead time
+            update_progress(job, state_since=(datetime.fromisoformat(mark) + timedelta(seconds=lost_seconds))
+                            .isoformat())
+    except ValueError:  # an unreadable record: leave the phase clock as it is
+        pass
     beat = last_beat.isoformat() if last_beat is not None else "never"
     message = (f"worker {lost} {reason} (last heartbeat {beat}); taken over by {taker} "
                f"after {lost_seconds:.1f} s")

@@ -15,6 +15,7 @@ from sqlalchemy import CursorResult, Result, and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
 from ..models import TERMINAL_STATES, Job, utcnow
+from .budget import claim_order, within_budget
 from .failover import record_takeover
 
 if TYPE_CHECKING:
@@ -63,8 +64,9 @@ def claim_next(rt: Runtime, owner: str) -> str | None:
         candidates = list(s.execute(
             select(Job.id, Job.lease_owner, Job.heartbeat_at).where(
                 Job.state.in_(RUNNABLE), or_(Job.lease_owner.is_(None), Job.lease_expires_at < now),
-                or_(Job.not_before.is_(None), Job.not_before <= now), or_(Job.share_id.is_(None), ~blocked))
-            .order_by(Job.created_at).limit(10)))
+                or_(Job.not_before.is_(None), Job.not_before <= now), or_(Job.share_id.is_(None), ~blocked),
+                within_budget(s, now, rt.config))  # jobs/budget.py: fair workers
+            .order_by(claim_order()).limit(10)))
     for job_id, previous, last_beat in candidates:
         same_owner = Job.lease_owner.is_(None) if previous is None else Job.lease_owner == previous
         with rt.db.session() as s:

@@ -74,7 +74,8 @@ def fetch(ctx: Context) -> Literal["fetched", "unchanged"]:
             raise JobFailed("The PUSH producer has not uploaded data for this audience yet.")
 
         def _set(s: Session, job: Job) -> None:
-            update_progress(job, source_key=data_key, source_gzip=False)
+            # uploads are stored gzip (catalog/ingest.py, issue 15); older versions are plain .csv
+            update_progress(job, source_key=data_key, source_gzip=data_key.endswith(".gz"))
             job.source_version = version
         ctx.update(_set)
         return "fetched"

@@ -34,11 +34,13 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.util import connection as u3_connection
 
 from exchange.errors import UnsafeUrl
+from exchange.net.deadline import CallDeadlineExceeded, deadline, register_socket
 from exchange.net.urls import Resolver, check_url_syntax, resolve_checked
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_REDIRECTS = 3
+DEFAULT_TOTAL_TIMEOUT = 300.0
 _REDIRECTABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -64,6 +66,15 @@ class _GuardedConnectionMixin:
     source_address: Any
     socket_options: Any
     _dns_host: str
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        register_socket(self.sock)  # type: ignore[attr-defined]
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self, "sock", None) is not None:  # a kept-alive connection from the pool
+            register_socket(self.sock)  # type: ignore[attr-defined]
+        return super().request(*args, **kwargs)  # type: ignore[misc]
 
     def _new_conn(self) -> socket.socket:
         try:
@@ -137,8 +148,10 @@ class OutboundSession(requests.Session):
         pool_maxsize: int = 10,
         headers: Mapping[str, str] | None = None,
         timeout: float | tuple[float, float] | None = None,
+        total_timeout: float | None = DEFAULT_TOTAL_TIMEOUT,
     ):
-        """``timeout`` (a number or a (connect, read) pair) overrides the two separate timeouts."""
+        """``timeout`` (a number or a (connect, read) pair) overrides the two separate timeouts;
+        ``total_timeout`` bounds each whole call (:mod:`exchange.net.deadline`; None: no bound)."""
         super().__init__()
         self.trust_env = False
         self.allow_private = allow_private
@@ -146,6 +159,7 @@ class OutboundSession(requests.Session):
             connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         self.timeout: tuple[float, float] = (connect_timeout, read_timeout)
         self.max_redirects = max_redirects
+        self.total_timeout = total_timeout
         self.headers["User-Agent"] = user_agent or default_user_agent()
         if headers:
             self.headers.update(headers)
@@ -164,7 +178,22 @@ class OutboundSession(requests.Session):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
+        with deadline(self.total_timeout) as call:
+            try:
+                response = super().send(request, **kwargs)
+            except requests.RequestException:
+                if call is not None and call.fired:
+                    raise self._deadline_error(request) from None
+                raise
+            if call is not None and call.fired:  # the cut may also look like a short, complete body
+                response.close()
+                raise self._deadline_error(request)
+            return response
+
+    def _deadline_error(self, request: requests.PreparedRequest) -> CallDeadlineExceeded:
+        return CallDeadlineExceeded(
+            f"Read timed out: no complete answer within the total deadline of {self.total_timeout:g}s "
+            "(the peer kept the call open).", request=request)
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         # Called for every redirect hop with the absolute target URL: the place to vet it.

@@ -42,10 +42,26 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _SAFE_QUERY_PARAMS = frozenset({"mode", "page", "page_size", "state", "part"})
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64 (RFC 6052 well-known
+# prefix, RFC 8215 local-use prefix). A gateway translates them to the IPv4 address they embed.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d (RFC 4291 §2.5.5.1)
+
+
 def _unwrap(addr: IPAddress) -> IPAddress:
-    """An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is judged as the IPv4 address it carries."""
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+    """An IPv6 address that carries an IPv4 address is judged as the IPv4 address it carries:
+    IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), 6to4 (2002:aabb:ccdd::/48, RFC 3056),
+    NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and Teredo (2001::/32, the client address)."""
+    if not isinstance(addr, ipaddress.IPv6Address):
+        return addr
+    if addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr.teredo is not None:
+        return addr.teredo[1]
+    if any(addr in net for net in _NAT64) or (addr in _IPV4_COMPATIBLE and int(addr) > 1):
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
     return addr
 
 
@@ -101,7 +117,7 @@ def check_url_syntax(url: str, *, allow_private: bool = False) -> str:
     host = (parts.hostname or "").lower()
     if not host:
         raise UnsafeUrl("The URL has no host.")
-    literal = _literal_ip(host)
+    literal = _literal_ip(host) or _numeric_ipv4(host)
     if literal is not None:
         problem = address_problem(literal, allow_private=allow_private)
         if problem:
@@ -112,6 +128,26 @@ def check_url_syntax(url: str, *, allow_private: bool = False) -> str:
         # RFC 6761: these names always resolve to loopback, so refuse them without asking DNS
         raise UnsafeUrl("The URL points at localhost, which the exchange does not call.")
     return host
+
+
+_NUMERIC_LABEL = re.compile(r"(0[xX][0-9a-fA-F]*|[0-9]+)")
+
+
+def _numeric_ipv4(host: str) -> IPAddress | None:
+    """Every other spelling of an IPv4 address that resolvers and browsers accept.
+
+    ``2130706433``, ``0x7f000001``, ``017700000001``, ``127.1``, ``0177.0.0.1`` and ``127.0.0.1.``
+    all mean 127.0.0.1 to ``inet_aton`` (which ``getaddrinfo`` uses) and to the WHATWG URL parser.
+    As in WHATWG, a host whose last label is a number is an IPv4 address or invalid, never a name.
+    """
+    labels = host.rstrip(".").split(".")
+    if not _NUMERIC_LABEL.fullmatch(labels[-1]):
+        return None
+    try:
+        packed = socket.inet_aton(host.rstrip("."))
+    except OSError:
+        raise UnsafeUrl(f"The URL host {host!r} is neither a valid IPv4 address nor a host name.") from None
+    return ipaddress.IPv4Address(packed)
 
 
 def _is_idna(host: str) -> bool:

@@ -7,13 +7,15 @@ request reloads the user, so a deleted user is signed out at once.
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from urllib.parse import urlsplit
 
 from flask import abort, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from ..api.context import db
+from ..api.context import db, runtime
+from ..api.middleware import limiter
 from ..auth.keys import Principal
 from ..auth.users import check_login
 from ..errors import ExchangeError
@@ -111,6 +113,29 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _login_key(email: str) -> str:
+    return f"login:{email.strip().lower()[:200]}:{request.remote_addr or '-'}"
+
+
+def _login_throttle(email: str):
+    """Brute-force guard: ``login_attempts`` tries per ``login_window_seconds`` for one account from
+    one address (and ten times that for any accounts from one address). Attempts refill steadily,
+    so a locked-out user waits seconds, not indefinitely; a success clears the account's count."""
+    cfg = runtime().config
+    lim = limiter()
+    wait = lim.attempt(_login_key(email), limit=cfg.login_attempts, window=cfg.login_window_seconds)
+    if not wait:
+        wait = lim.attempt(f"login-addr:{request.remote_addr or '-'}", limit=10 * cfg.login_attempts,
+                           window=cfg.login_window_seconds)
+    if not wait:
+        return None
+    seconds = max(1, math.ceil(wait))
+    error = (f"Too many sign-in attempts for this account from your network address. Wait {seconds} "
+             f"second{'s' if seconds != 1 else ''} and try again.")
+    page = render_template("login.html", email=email, next=request.form.get("next", ""), error=error)
+    return page, 429, {"Retry-After": str(seconds)}
+
+
 @web.route("/login", methods=["GET", "POST"])
 def login():
     """Sign in with the email and password of a user of the account."""
@@ -120,11 +145,15 @@ def login():
         return render_template("login.html", email="", error=None, next=request.args.get("next", ""))
     email = request.form.get("email", "").strip()
     password = request.form.get("password", "")
+    throttled = _login_throttle(email)
+    if throttled is not None:
+        return throttled
     user = check_login(db(), email, password) if email and password else None
     if user is None:
         db().rollback()
         return render_template("login.html", email=email, next=request.form.get("next", ""),
                                error="Wrong email or password."), 401
+    limiter().reset(_login_key(email))
     db().commit()
     session.clear()  # a fresh session (and CSRF token) for the signed-in user
     session["uid"], session["aid"] = user.id, user.account_id

@@ -199,3 +199,16 @@ def test_v2_list_is_paginated_with_a_cursor(h: Harness):
                           headers=headers, timeout=5).json()
     assert "count" not in second and not second["has_more"] and len(second["audiences"]) == 1
     assert first["audiences"][0]["type"] == "CUSTOM_ID" and first["audiences"][0]["created"].endswith("Z")
+
+
+def test_read_back_waits_for_indexing_then_reports():
+    # Batch: "indexation of IDs is usually done in real time, we offer no guarantees" — a view
+    # with the indexing token answers IN_PROGRESS until it is APPLIED.
+    for h in make_harness("batch", in_progress_views=2):
+        h.deliver(adds=h.rows(0, 4))
+        assert "Batch audience 'Loyal_customers': nb_ids=4, indexing_state=APPLIED" in h.events
+        views = [r for r in h.fake.requests if r.path.endswith("/view") and "indexing_token" in r.query]
+        assert len(views) == 3
+    for h in make_harness("batch", in_progress_views=9):
+        h.deliver(h.adapter({**h.kit.good_settings(h.fake), "readback_polls": 1}), adds=h.rows(0, 1))
+        assert "Batch audience 'Loyal_customers': nb_ids=1, indexing_state=IN_PROGRESS" in h.events

@@ -102,3 +102,16 @@ def test_check_routes_each_role_to_its_own_host(tmp_path):
         assert result.exit_code == 0, result.output
         assert {r.path for r in auth.requests} == {"/oauth/token"}
         assert {r.path.rsplit("/", 1)[1] for r in rest.requests} == {"segments", "profiles"}
+
+
+def test_check_scrubs_a_key_carried_in_the_url(tmp_path):
+    """Batch 1.x puts the app API key in the path: the printed URLs must not show it."""
+    from tests.fakes.partners.batch import FakeBatch
+
+    with FakeBatch() as partner:
+        settings = {"api_key": partner.api_key, "rest_api_key": partner.rest_api_key, "custom_user_id": "id"}
+        result = _check(tmp_path, "batch", settings, partner.url)
+        assert result.exit_code == 0, result.output
+        assert "/1.0/***/custom-audience" in result.output
+        assert partner.api_key not in result.output and partner.rest_api_key not in result.output
+        assert any(partner.api_key in r.path for r in partner.requests)  # it was really sent

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from exchange.api.ratelimit import RateLimiter
+from exchange.app import create_app
 from exchange.errors import RateLimited
+from exchange.runtime import Runtime
 from tests.conftest import new_account
 
 
@@ -33,17 +35,85 @@ def test_bucket_refills():
     limiter.hit("k")
 
 
-def test_failed_auth_throttled_per_address(make_exchange):
+def _frozen(app, at=1_000_000.0):
+    """Stop the clock of the app's shared buckets: no refill while a test floods (slow machines)."""
+    from exchange.api.middleware import limiter
+
+    with app.test_request_context():
+        limiter().store.clock = lambda: at
+
+
+def test_bad_key_flood_never_refuses_a_valid_key(make_exchange):
+    """300 wrong keys from one address: failures turn into 429, the valid key from there still works."""
     rt, app = make_exchange()
+    _frozen(app)
     client = app.test_client()
     good = new_account(rt, client, "A")
-    codes = [client.get("/v1/endpoints", headers={"Authorization": "Bearer aex_000000000000_nope"}).status_code
-             for _ in range(22)]
-    assert codes[:20] == [401] * 20 and codes[20:] == [429, 429]
-    # even a valid key from that address waits until the window passes
-    r = good.get("/v1/endpoints")
+    codes = [client.get("/v1/endpoints", headers={"Authorization": f"Bearer aex_{i:012x}_nope"}).status_code
+             for i in range(300)]
+    assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}
+    r = client.get("/v1/endpoints", headers={"Authorization": "Bearer aex_000000000001_nope"})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
-    # another address is unaffected
-    r = client.get("/v1/endpoints", headers={"Authorization": f"Bearer {good.token}"},
+    assert r.content_type == "application/problem+json"
+    # the account's valid key from that very address is served at once
+    r = good.get("/v1/endpoints")
+    assert r.status_code == 200, r.json
+    # another address is unaffected even for wrong keys
+    r = client.get("/v1/endpoints", headers={"Authorization": "Bearer aex_000000000000_nope"},
                    environ_base={"REMOTE_ADDR": "10.9.9.9"})
-    assert r.status_code == 200
+    assert r.status_code == 401
+
+
+def test_failures_counted_per_key_prefix(make_exchange):
+    """Guessing one key's secret from many addresses is throttled by the key prefix; its owner is not."""
+    rt, app = make_exchange()
+    _frozen(app)
+    client = app.test_client()
+    good = new_account(rt, client, "A")
+    prefix = good.token.split("_")[1]
+    codes = [client.get("/v1/endpoints", headers={"Authorization": f"Bearer aex_{prefix}_guess{i}"},
+                        environ_base={"REMOTE_ADDR": f"10.0.{i // 250}.{i % 250}"}).status_code
+             for i in range(25)]
+    assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}
+    assert good.get("/v1/endpoints").status_code == 200
+
+
+def test_limits_are_shared_between_processes(make_exchange):
+    """Two apps (two web processes) on one database share the buckets: the limit is not per process."""
+    rt, app = make_exchange(rate_limit_per_minute=60)
+    a = new_account(rt, app.test_client(), "A")
+    other = create_app(runtime=Runtime(rt.config))  # a second process' app over the same database
+    _frozen(app)
+    _frozen(other)
+    b_client = other.test_client()
+    headers = {"Authorization": f"Bearer {a.token}"}
+    codes = [a.get("/v1/endpoints").status_code for _ in range(5)]
+    codes += [b_client.get("/v1/endpoints", headers=headers).status_code for _ in range(6)]
+    assert codes[:10] == [200] * 10 and codes[10] == 429, codes
+    # and failed authentications counted by one app throttle the other
+    for _ in range(20):
+        app.test_client().get("/v1/endpoints", headers={"Authorization": "Bearer aex_00000000000a_x"})
+    r = b_client.get("/v1/endpoints", headers={"Authorization": "Bearer aex_00000000000b_x"})
+    assert r.status_code == 429
+
+
+def test_redis_store_shares_buckets():
+    """The Redis store (used when EXCHANGE_BROKER_URL is redis://) keeps one bucket for every client."""
+    import uuid
+
+    import pytest
+
+    from exchange.api.ratelimit import RedisStore
+
+    try:
+        store = RedisStore("redis://127.0.0.1:6379/15", prefix=f"test:{uuid.uuid4().hex}:")
+        store.client.ping()
+    except Exception:  # noqa: BLE001
+        pytest.skip("Redis not reachable on 127.0.0.1:6379")
+    other = RedisStore("redis://127.0.0.1:6379/15", prefix=store.prefix)
+    waits = [store.take("k", 1.0, 3.0), other.take("k", 1.0, 3.0), store.take("k", 1.0, 3.0),
+             other.take("k", 1.0, 3.0)]
+    assert waits[:3] == [0.0, 0.0, 0.0] and 0 < waits[3] <= 1.0
+    store.reset("k")
+    assert other.take("k", 1.0, 3.0) == 0.0
+    store.reset("k")

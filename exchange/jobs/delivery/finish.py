@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from contextlib import ExitStack
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from ...models import Endpoint, Job, Share
@@ -18,6 +16,7 @@ from ..context import Context
 from ..destination import Destination
 from ..progress import JobProgress, read_progress
 from ..states import transition
+from ..sweep import work_dir
 
 if TYPE_CHECKING:
     from ...runtime import Runtime
@@ -51,7 +50,7 @@ def next_snapshot_key(rt: Runtime, job_id: str) -> str | None:
         return None
     share, progress = target
     assert progress.output_key is not None
-    tmp = Path(tempfile.mkdtemp(prefix="snapshot-"))
+    tmp = work_dir(rt, "snapshot-")  # under var_dir/tmp: swept after a kill
     try:
         with ExitStack() as stack:
             old = (stack.enter_context(rt.blobs.local_path(share.snapshot_key))
@@ -100,7 +99,7 @@ def snapshot_after_failed_delivery(rt: Runtime, job_id: str) -> None:
         return
     share, progress = target
     old_key, share_id = share.snapshot_key, share.id
-    tmp = Path(tempfile.mkdtemp(prefix="failed-"))
+    tmp = work_dir(rt, "failed-")  # under var_dir/tmp: swept after a kill
     try:
         with ExitStack() as stack:
             old = stack.enter_context(rt.blobs.local_path(old_key)) if old_key and rt.blobs.exists(old_key) else None

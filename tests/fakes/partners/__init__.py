@@ -105,6 +105,6 @@ KITS: dict[str, PartnerKit] = {
         _equals_members,
         lambda rec: 1 if rec.method == "POST" and rec.status < 300 else None,
         base_url=lambda fake: None,
-        check_is_remote=False,
+        check_is_remote=True,  # GET on the URL records nothing (issue 15)
     ),
 }

@@ -53,11 +53,16 @@ class _Refused(Exception):
 class FakeBatch(FakePartner):
     def __init__(self, *, api_key: str = "DEVAPIKEY0123456789", rest_api_key: str = "rest-s3cret-batch",
                  project_key: str = "project_0664hxvwffvbpn278gxd", max_ids: int = 10_000,
-                 indexing_state: str = "APPLIED", v10_properties: bool = False, **kwargs):
+                 indexing_state: str = "APPLIED", in_progress_views: int = 0, v10_properties: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.api_key, self.rest_api_key, self.project_key = api_key, rest_api_key, project_key
         self.max_ids = max_ids
         self.indexing_state = indexing_state
+        # Indexing is usually real time but not guaranteed (documented): the first
+        # ``in_progress_views`` views after a write report IN_PROGRESS.
+        self.in_progress_views = in_progress_views
+        self._pending_views: dict[str, int] = {}
         self.v10_properties = v10_properties
         self.audiences: dict[str, dict] = {}
         self.members: dict[str, dict[str, dict]] = {}  # name -> id -> {"attributes", "tags"}
@@ -121,6 +126,7 @@ class FakeBatch(FakePartner):
                 else:
                     members.pop(item["id"], None)
             self.members[name] = members
+            self._pending_views[name] = self.in_progress_views
             self.audiences[name]["updated"] = _now("Z" if self.api_of[name] == "2.x" else "")
 
     def _create(self, name: str, api: str, record: dict) -> None:
@@ -195,7 +201,7 @@ class FakeBatch(FakePartner):
             if name not in self.audiences:
                 raise _Refused(404, f"custom audience {name} not found")
             return json_response({**self.audiences[name], "nb_ids": len(self.members[name]),
-                                  "indexing_state": self.indexing_state})
+                                  "indexing_state": self._state(name)})
 
     # -- Audience API 2.x ------------------------------------------------------------------
     def _v2(self, request: Request, action: str) -> Response | None:
@@ -239,7 +245,14 @@ class FakeBatch(FakePartner):
         return json_response({"indexing_token": secrets.token_hex(8)}, 202)
 
     def _v2_record(self, name: str) -> dict:
-        return {**self.audiences[name], "nb_ids": len(self.members[name]), "indexing_state": self.indexing_state}
+        return {**self.audiences[name], "nb_ids": len(self.members[name]), "indexing_state": self._state(name)}
+
+    def _state(self, name: str) -> str:
+        left = self._pending_views.get(name, 0)
+        if left > 0:
+            self._pending_views[name] = left - 1
+            return "IN_PROGRESS"
+        return self.indexing_state
 
     def _v2_view(self, request: Request) -> Response:
         name = request.args.get("name", "")
