@@ -27,6 +27,7 @@ from sqlalchemy import exists, func, or_, select, true
 from sqlalchemy.orm import aliased
 
 from ..models import TERMINAL_STATES, Endpoint, Job, Share, utcnow
+from .states import event
 
 log = logging.getLogger(__name__)
 RUNNABLE = ("queued", "fetching", "awaiting_source", "transforming", "delivering")
@@ -115,8 +116,6 @@ def maybe_yield(ctx) -> bool:
             return False
         job.not_before = now + timedelta(seconds=float(getattr(cfg, "yield_pause_seconds", 2) or 0))
         job.attempts = max(0, (job.attempts or 0) - 1)  # the resumed run continues this attempt
-        from .states import event
-
         event(s, job, f"giving the worker to a waiting share after {clock - started:.0f}s; "
                       "resuming where it stopped")
     log.info("job %s yields its worker after %.0fs", ctx.job_id, clock - started)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from celery import Celery
 from sqlalchemy import or_, select
 
+from ..logging_setup import log_context
 from ..models import Job, utcnow
 from .leases import RUNNABLE, claim_next, release_dead_leases, worker_id
 from .runner import run_job
@@ -58,8 +59,6 @@ def _run_next() -> None:
             return
         if job_id is None:
             return
-        from ..logging_setup import log_context
-
         with log_context(job_id=job_id, worker=owner):
             run_job(rt, job_id, owner)
 

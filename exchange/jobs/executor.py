@@ -14,7 +14,9 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as ProcessEvent
 from typing import TYPE_CHECKING, Protocol
 
+from ..logging_setup import configure as configure_logging
 from ..logging_setup import log_context
+from ..webhooks.dispatcher import dispatch_due
 from .leases import RUNNABLE, claim_next, release_dead_leases, renew_lease, worker_id
 from .runner import run_job
 
@@ -95,8 +97,6 @@ def work_loop(rt: Runtime, owner: str, stop: threading.Event | ProcessEvent,
 
 def _send_webhooks(rt: Runtime, owner: str) -> int:
     """An idle job worker delivers due webhook messages (exchange.webhooks.dispatcher)."""
-    from ..webhooks.dispatcher import dispatch_due
-
     try:
         return dispatch_due(rt, owner, limit=5)
     except Exception:  # noqa: BLE001 - database briefly unavailable: next idle turn
@@ -150,8 +150,6 @@ class ProcessExecutor:
 
 def _process_main(runtime_cls: type[Runtime], config: Config, stop: ProcessEvent, wake: ProcessEvent,
                   index: int) -> None:
-    from ..logging_setup import configure as configure_logging
-
     configure_logging(config)
     try:
         os.nice(ProcessExecutor.NICE)

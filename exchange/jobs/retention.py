@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from ..models import Audience, Job, utcnow
+from ..webhooks.outbox import purge_finished
 from .progress import JobProgress, read_progress, write_progress
 
 if TYPE_CHECKING:
@@ -33,7 +34,5 @@ def purge_expired(rt: Runtime, now: datetime | None = None) -> int:
     for key, _size, modified in list(rt.blobs.list("audiences/")):
         if modified < cutoff and key not in current:
             rt.blobs.delete(key)
-    from ..webhooks.outbox import purge_finished
-
     purge_finished(rt, cutoff)  # the webhook delivery log keeps the same retention
     return n

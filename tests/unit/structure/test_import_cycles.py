@@ -12,10 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[3] / "exchange"
 # Cycles waiting on another issue's merge, by their members; ignored only while every member exists.
-KNOWN = [
-    # issue 14 removes transfer/columnar.py (one engine, no fast path), which ends this one
-    {"exchange.transfer.columnar", "exchange.transfer.pipeline"},
-]
+KNOWN: list[set[str]] = []
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:

@@ -26,7 +26,8 @@ LAYERS = {
 ENGINE = [
     "executor", "celery_executor", "runner", "phases",
     "delivery.push", "delivery.pull", "delivery.adapter", "delivery.acks", "delivery.finish", "delivery",
-    "retention", "context", "destination", "leases", "budget", "failover", "states", "observe", "progress", "sweep",
+    "retention", "context", "destination", "leases", "budget", "sweep", "failover", "states", "observe",
+    "progress",
 ]
 
 
