@@ -20,7 +20,8 @@ run: install
 	$(BIN)/exchange db upgrade
 	$(BIN)/exchange demo $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
-test: install chromium
+# ruff and mypy first: a lint or type error fails the run before the (longer) test suite starts
+test: install chromium lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	scripts/other-pythons.sh
 
@@ -40,6 +41,10 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check exchange tests bench
+
+# strict over the engine and its transport and storage ([tool.mypy] files in pyproject.toml)
+typecheck: install
+	$(BIN)/mypy
 
 # Browser tests drive Debian's Chromium; install it when missing (needs root and apt).
 chromium:

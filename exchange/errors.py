@@ -7,6 +7,8 @@ users and never contain secrets or personal data.
 """
 from __future__ import annotations
 
+from typing import Any
+
 
 class ExchangeError(Exception):
     """Root of every error raised on purpose by the exchange."""
@@ -146,3 +148,25 @@ class InvalidCredentials(PermanentTransferError):
     def __init__(self, detail: str = "", *, setting: str | None = None):
         super().__init__(detail)
         self.setting = setting
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages as ``{"field.sub": [msg, ...]}``: the one shape of field errors
+    in problem documents (``errors``) and on the web forms. ``_schema`` stands for the object itself."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema":
+                name = prefix or "_schema"
+            for k, v in flatten_messages(value, name).items():
+                out.setdefault(k, []).extend(v)
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list):
+        for m in messages:
+            for k, v in flatten_messages(m, prefix).items():
+                out.setdefault(k, []).extend(v)
+    else:
+        out[prefix or "_schema"] = [str(messages)]
+    return out

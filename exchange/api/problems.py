@@ -10,32 +10,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from ..errors import ExchangeError, RateLimited
+from ..errors import ExchangeError, RateLimited, flatten_messages
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE = "https://audience-exchange.dev/problems/"
 PROBLEM_MIME = "application/problem+json"
-
-
-def _flatten(messages, prefix: str = "") -> dict[str, list[str]]:
-    """Turn marshmallow's nested messages into ``{"field.sub": [msg, ...]}``."""
-    out: dict[str, list[str]] = {}
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if key == "_schema":
-                name = prefix or "_schema"
-            for k, v in _flatten(value, name).items():
-                out.setdefault(k, []).extend(v)
-    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        out[prefix or "_schema"] = list(messages)
-    elif isinstance(messages, list):
-        for m in messages:
-            for k, v in _flatten(m, prefix).items():
-                out.setdefault(k, []).extend(v)
-    else:
-        out[prefix or "_schema"] = [str(messages)]
-    return out
 
 
 def problem_response(status: int, title: str, detail: str = "", *, slug: str | None = None,
@@ -75,7 +54,7 @@ def handle_http_exception(err: HTTPException) -> Response:
         msgs = data["messages"]
         flat: dict[str, list[str]] = {}
         for fields in msgs.values():
-            flat.update(_flatten(fields))
+            flat.update(flatten_messages(fields))
         errors = flat
         detail = "The request did not validate; see errors for each field."
         status = 422 if status in (400, 422) else status
@@ -89,7 +68,7 @@ def handle_http_exception(err: HTTPException) -> Response:
 def handle_validation_error(err: ValidationError) -> Response:
     return problem_response(422, "Validation failed",
                             "The request did not validate; see errors for each field.",
-                            slug="validation", errors=_flatten(err.messages))
+                            slug="validation", errors=flatten_messages(err.messages))
 
 
 def handle_database_unavailable(err: Exception) -> Response:

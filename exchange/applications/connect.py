@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
@@ -21,9 +22,11 @@ from ..auth.keys import Principal
 from ..catalog.endpoints import register_endpoint
 from ..errors import ExchangeError, Forbidden, ValidationFailed
 from ..models import Application, ConnectState, Endpoint, utcnow
-from ..runtime import Runtime
 from . import oauth
 from .registry import apply_definition, get_approved
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 STATE_TTL = timedelta(minutes=10)
 

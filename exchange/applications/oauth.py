@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING
 
 import requests
 from authlib.integrations.requests_client.oauth2_session import OAuth2Auth, OAuth2ClientAuth
@@ -16,7 +17,9 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 
 from ..errors import InvalidCredentials, PermanentTransferError, RetryableTransferError, TransferError
 from ..models import Application
-from ..runtime import Runtime
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 # refresh this long before the provider's expiry, so a call never starts with a token about to lapse
 REFRESH_LEEWAY_SECONDS = 60

@@ -8,6 +8,8 @@ endpoints move to it when it is approved.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -15,8 +17,10 @@ from sqlalchemy.orm import Session
 from ..errors import Conflict, NotFound, UnsafeUrl, ValidationFailed
 from ..models import Account, Application, Endpoint, utcnow
 from ..net import generate_webhook_secret
-from ..runtime import Runtime
 from ..schemas.endpoints import check_roles
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 SPEC_FIELDS = ("name", "description", "contact_url", "producer", "consumer", "identifiers", "attributes",
                "webhook_url", "auth")

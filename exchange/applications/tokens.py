@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidCredentials
 from ..models import Account, Application, Endpoint
-from ..runtime import Runtime
 from . import oauth
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 ACTOR = "system:oauth2"

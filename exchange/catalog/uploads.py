@@ -27,9 +27,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import CsvDataError, PayloadTooLarge
+from ..identifiers import IDENTIFIER_TYPES
 from ..transfer.csvio import CsvLimits
 
-KNOWN_IDENTIFIERS = ("email", "email_sha256", "phone_e164", "phone_sha256", "maid", "cookie_id", "customer_id")
+KNOWN_IDENTIFIERS = IDENTIFIER_TYPES  # defined once, in exchange/identifiers.py
 _BLANK_AFTER = re.compile(rb"\n\r?(?=\n)")  # a newline followed by an empty (or lone-CR) line
 # a whole quoted field, "" escapes included (possessive: an unclosed field never matches a prefix)
 _QUOTED_FIELD = re.compile(rb'"[^"]*+(?:""[^"]*+)*+"')

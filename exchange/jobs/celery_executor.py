@@ -79,6 +79,9 @@ class CeleryExecutor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.sweep_seconds = sweep_seconds
+        self._woken = threading.Event()
+        self._publisher: threading.Thread | None = None
+        self._publisher_lock = threading.Lock()
 
     def start(self) -> None:
         if self._thread is None:
@@ -87,6 +90,23 @@ class CeleryExecutor:
             self._thread.start()
 
     def wake(self) -> None:
+        """Ask for a publish without waiting for the broker: an API request never blocks on it (a broker
+        that does not answer used to hold share creation ~4 s); wakes coalesce into one message."""
+        self._woken.set()
+        if self._publisher is None:
+            with self._publisher_lock:
+                if self._publisher is None:
+                    self._publisher = threading.Thread(target=self._publish_loop, daemon=True,
+                                                       name="celery-publish")
+                    self._publisher.start()
+
+    def _publish_loop(self) -> None:
+        while True:
+            self._woken.wait()
+            self._woken.clear()
+            self.publish()
+
+    def publish(self) -> None:
         try:
             self.app.send_task("exchange.run_next")
         except Exception:  # noqa: BLE001 - the sweep publishes again; the job is safe in the database
@@ -104,7 +124,7 @@ class CeleryExecutor:
         while not self._stop.wait(self.sweep_seconds):
             try:
                 if self.claimable():
-                    self.wake()
+                    self.publish()
             except Exception:  # noqa: BLE001
                 log.exception("sweep failed")
 

@@ -1,7 +1,8 @@
 """What a job's phases share: the runtime, the job's id, cancellation and the one way to save progress.
 
 Phases and deliveries never open their own write path: they call :meth:`Context.update` with a
-function of ``(session, job)``, which refuses to write to an ended job and notifies subscribers.
+function of ``(session, job)``, which refuses to write to an ended job. (Subscribers hear of state
+changes through the webhook outbox, written by the state machine in the same transaction.)
 They read the job and what it refers to with :meth:`Context.load`, one typed record per session.
 """
 from __future__ import annotations
@@ -71,10 +72,8 @@ class StopFlag(Protocol):
 class Context:
     """One running job: the runtime, its id and owner, a temp folder, and the helpers to save progress."""
 
-    def __init__(self, rt: Runtime, job_id: str, owner: str, stop: StopFlag | None = None,
-                 notify: Callable[[Runtime, str], None] | None = None) -> None:
+    def __init__(self, rt: Runtime, job_id: str, owner: str, stop: StopFlag | None = None) -> None:
         self.rt, self.job_id, self.owner, self.stop = rt, job_id, owner, stop
-        self._notify_fn = notify
         self._last_cancel_check = 0.0
         self.tmp = work_dir(rt, f"job-{job_id[:8]}-")  # under var_dir/tmp: swept after a kill
 
@@ -103,7 +102,6 @@ class Context:
             if job.state in TERMINAL_STATES:
                 raise Cancelled()
             fn(s, job)
-        self.notify()
 
     def set_state(self, state: str, message: str = "", data: dict[str, Any] | None = None) -> None:
         def _set(s: Session, job: Job) -> None:
@@ -140,11 +138,6 @@ class Context:
         except (Cancelled, Interrupted):
             return True
         return False
-
-    def notify(self) -> None:
-        """Tell subscribers (webhooks) about the job's state; the runner injects how."""
-        if self._notify_fn is not None:
-            self._notify_fn(self.rt, self.job_id)
 
     def _job(self, s: Session) -> Job:
         job = s.get(Job, self.job_id)

@@ -93,7 +93,7 @@ def work_loop(rt: Runtime, owner: str, stop: threading.Event | ProcessEvent,
             log.exception("job %s crashed its worker loop", job_id)
 
 
-def _send_webhooks(rt, owner: str) -> int:
+def _send_webhooks(rt: Runtime, owner: str) -> int:
     """An idle job worker delivers due webhook messages (exchange.webhooks.dispatcher)."""
     from ..webhooks.dispatcher import dispatch_due
 

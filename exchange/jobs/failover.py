@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from .. import metrics
 from ..models import Job, JobEvent, utcnow
+from .progress import read_progress, update_progress
 
 log = logging.getLogger(__name__)
 
 
-def record_takeover(session, job: Job, lost: str, taker: str, last_beat: datetime | None, lease_seconds: float,
+def record_takeover(session: Session, job: Job, lost: str, taker: str, last_beat: datetime | None, lease_seconds: float,
                     *, reason: str = "stopped renewing its lease") -> float:
     """Record on ``job`` (in ``session``) that ``taker`` took it over from ``lost``; returns the lost seconds."""
     now = utcnow()
@@ -22,14 +25,13 @@ def record_takeover(session, job: Job, lost: str, taker: str, last_beat: datetim
     timings = dict(job.timings or {})
     timings["lost"] = round(timings.get("lost", 0.0) + lost_seconds, 3)
     job.timings = timings
-    progress = dict(job.progress or {})
-    mark = progress.get("_state_since")
-    if mark:  # the interrupted phase's clock skips the dead time
-        try:
-            progress["_state_since"] = (datetime.fromisoformat(mark) + timedelta(seconds=lost_seconds)).isoformat()
-            job.progress = progress
-        except ValueError:
-            pass
+    try:
+        mark = read_progress(job).state_since
+        if mark:  # the interrupted phase's clock skips the dead time
+            update_progress(job, state_since=(datetime.fromisoformat(mark) + timedelta(seconds=lost_seconds))
+                            .isoformat())
+    except ValueError:  # an unreadable record: leave the phase clock as it is
+        pass
     beat = last_beat.isoformat() if last_beat is not None else "never"
     message = (f"worker {lost} {reason} (last heartbeat {beat}); taken over by {taker} "
                f"after {lost_seconds:.1f} s")

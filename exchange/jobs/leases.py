@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from ..models import TERMINAL_STATES, Job, utcnow
 from .budget import claim_order, within_budget
+from .failover import record_takeover
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -46,9 +47,7 @@ def release_dead_leases(rt: Runtime) -> int:
             h, _, rest = (job.lease_owner or "").partition(":")
             pid = rest.partition(":")[0]
             if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                from .failover import record_takeover
-
-                record_takeover(s, job, job.lease_owner, f"a restarted process of {host}", job.heartbeat_at,
+                record_takeover(s, job, job.lease_owner or "", f"a restarted process of {host}", job.heartbeat_at,
                                 rt.config.lease_seconds, reason="is gone (its process no longer exists)")
                 job.lease_owner, job.lease_expires_at = None, None
                 released += 1
@@ -77,10 +76,9 @@ def claim_next(rt: Runtime, owner: str) -> str | None:
                 .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=rt.config.lease_seconds),
                         heartbeat_at=now))
             if rowcount(res) == 1:
-                if previous is not None:  # a lapsed lease: the holder died or hung
-                    from .failover import record_takeover
-
-                    record_takeover(s, s.get(Job, job_id), previous, owner, last_beat, rt.config.lease_seconds)
+                taken = s.get(Job, job_id)
+                if previous is not None and taken is not None:  # a lapsed lease: the holder died or hung
+                    record_takeover(s, taken, previous, owner, last_beat, rt.config.lease_seconds)
                 return job_id
     return None
 

@@ -6,14 +6,14 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from .. import metrics
-from ..models import TERMINAL_STATES, Audience, Endpoint, Share, utcnow
+from ..models import TERMINAL_STATES, Audience, Endpoint, Job, Share, utcnow
+from ..webhooks.outbox import enqueue_job_state
 
 _PENDING = "exchange.after_commit"
 
 
-def after_transition(session: Session, job, previous: str | None, state: str) -> None:
-    from ..webhooks.outbox import enqueue_job_state
-
+def after_transition(session: Session, job: Job, previous: str | None, state: str) -> None:
+    """Write the webhook messages of this change and queue its metrics for after the commit."""
     enqueue_job_state(session, job, previous, state)
     if state in TERMINAL_STATES and previous not in TERMINAL_STATES:
         started = job.started_at or job.created_at
@@ -31,7 +31,7 @@ def after_transition(session: Session, job, previous: str | None, state: str) ->
         session.info.setdefault(_PENDING, []).append(record)
 
 
-def _transports(session: Session, job) -> tuple[str, str]:
+def _transports(session: Session, job: Job) -> tuple[str, str]:
     share = session.get(Share, job.share_id) if job.share_id else None
     if share is None:
         return "unknown", "unknown"

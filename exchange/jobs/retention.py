@@ -33,4 +33,7 @@ def purge_expired(rt: Runtime, now: datetime | None = None) -> int:
     for key, _size, modified in list(rt.blobs.list("audiences/")):
         if modified < cutoff and key not in current:
             rt.blobs.delete(key)
+    from ..webhooks.outbox import purge_finished
+
+    purge_finished(rt, cutoff)  # the webhook delivery log keeps the same retention
     return n

@@ -23,7 +23,6 @@ from .context import Cancelled, Context, Interrupted, JobFailed, StopFlag
 from .delivery.finish import snapshot_after_failed_delivery
 from .leases import renew_lease
 from .states import transition
-from .webhooks import notify_state
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -52,7 +51,7 @@ class _LeaseHeartbeat(threading.Thread):
 
 
 def run_job(rt: Runtime, job_id: str, owner: str, stop: StopFlag | None = None) -> None:
-    ctx = Context(rt, job_id, owner, stop, notify=notify_state)
+    ctx = Context(rt, job_id, owner, stop)
     heartbeat = _LeaseHeartbeat(rt, job_id, owner)
     heartbeat.start()
     try:

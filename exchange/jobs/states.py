@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..models import TERMINAL_STATES, Job, JobEvent, utcnow
+from .observe import after_transition
 from .progress import read_progress, update_progress
 
 ACTIVE = ("fetching", "awaiting_source", "transforming", "delivering", "awaiting_consumer")
@@ -54,7 +55,5 @@ def transition(session: Session, job: Job, state: str, message: str = "", *,
         job.lease_owner, job.lease_expires_at = None, None
     session.add(JobEvent(job_id=job.id, kind="state", state=state,
                          message=message or f"{previous} → {state}", data=data))
-    from .observe import after_transition
-
     after_transition(session, job, previous, state)  # webhook outbox (same transaction) and metrics
     return True

@@ -14,10 +14,6 @@ import secrets
 import time
 from collections.abc import Mapping
 
-import requests
-
-from exchange.net.outcomes import raise_for_outcome
-
 SECRET_PREFIX = "whsec_"
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE = 300
@@ -94,15 +90,3 @@ def verify_webhook(
         if candidate.startswith(f"{SIGNATURE_VERSION},") and hmac.compare_digest(candidate.encode(), expected):
             return True
     return False
-
-
-def post_webhook(session: requests.Session, url: str, secret: str, msg_id: str, body: bytes,
-                 *, timeout: tuple[float, float] = (5, 10)) -> requests.Response:
-    """POST one signed webhook (fresh timestamp per attempt); errors through the one outbound table."""
-    headers = {"Content-Type": "application/json", **webhook_headers(secret, msg_id, body)}
-    try:
-        resp = session.post(url, data=body, headers=headers, timeout=timeout)
-    except (requests.RequestException, OSError) as exc:
-        raise_for_outcome(exc)
-        raise  # unreachable: raise_for_outcome always raises for an exception
-    return raise_for_outcome(resp)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from exchange.toolkit.cli import (
+from exchange.toolkit.cli_core import (
     EXIT_API,
     EXIT_USAGE,
     State,

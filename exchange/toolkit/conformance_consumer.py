@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import requests
 
-from exchange.toolkit.conformance import (
+from exchange.toolkit.conformance_rules import (
     Result,
     _fail,
     _is_permanent,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from exchange.toolkit.conformance import (
+from exchange.toolkit.conformance_rules import (
     Result,
     _fail,
     _is_permanent,

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from hashlib import sha256 as _sha256
 
+from exchange import identifiers
 from exchange.errors import ValidationFailed
 from exchange.transfer.normalize import (
     COUNTRY_CALLING_CODES,
@@ -53,7 +54,7 @@ __all__ = [
     "validate_mapping",
 ]
 
-IDENTIFIER_TYPES = ("email", "email_sha256", "phone_e164", "phone_sha256", "maid", "cookie_id", "customer_id")
+IDENTIFIER_TYPES = identifiers.IDENTIFIER_TYPES  # defined once, in exchange/identifiers.py
 TRANSFORMS = ("none", "trim", "lowercase", "normalize_email", "normalize_phone", "sha256")
 HASH_TARGETS = frozenset({"email_sha256", "phone_sha256"})
 _EMAIL_TARGETS = frozenset({"email", "email_sha256"})

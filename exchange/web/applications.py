@@ -14,7 +14,7 @@ from ..catalog.endpoints import endpoint_view
 from ..errors import ExchangeError
 from ..schemas.applications import ApplicationCreateSchema, ApplicationUpdateSchema, ConnectSchema
 from ..transfer.mapping import IDENTIFIER_TYPES
-from . import web
+from .blueprint import web
 from .forms import FormInvalid, fold, load, optional, words
 
 # ---------------------------------------------------------------- directory and Connect

@@ -12,29 +12,10 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
 
-from ..errors import ExchangeError
+from ..errors import ExchangeError, flatten_messages
 
 Errors = dict[str, list[str]]
 SPLIT = re.compile(r"[\s,]+")
-
-
-def flatten(messages: Any, prefix: str = "") -> Errors:
-    """marshmallow's nested messages as ``{"a.b": [...]}`` (``_schema`` folds into its parent)."""
-    out: Errors = {}
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            name = prefix if key == "_schema" else (f"{prefix}.{key}" if prefix else str(key))
-            for k, v in flatten(value, name).items():
-                out.setdefault(k, []).extend(v)
-    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        out[prefix or "_schema"] = list(messages)
-    elif isinstance(messages, list):
-        for m in messages:
-            for k, v in flatten(m, prefix).items():
-                out.setdefault(k, []).extend(v)
-    else:
-        out[prefix or "_schema"] = [str(messages)]
-    return out
 
 
 class FormInvalid(Exception):
@@ -47,7 +28,7 @@ class FormInvalid(Exception):
     @classmethod
     def from_error(cls, err: ExchangeError | ValidationError) -> FormInvalid:
         if isinstance(err, ValidationError):
-            return cls("Please correct the fields marked below.", flatten(err.messages))
+            return cls("Please correct the fields marked below.", flatten_messages(err.messages))
         return cls(err.detail, {k: list(v) for k, v in (err.errors or {}).items()})
 
 

@@ -5,7 +5,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from ..api.context import db
 from ..webhooks import service
-from . import web
+from .blueprint import web
 
 
 @web.route("/webhooks")

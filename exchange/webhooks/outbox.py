@@ -59,3 +59,13 @@ def enqueue_job_state(session: Session, job, previous: str | None, state: str) -
         session.add(msg)
         ids.append(msg.id)
     return ids
+
+
+def purge_finished(rt, cutoff) -> int:
+    """Delete delivered and failed messages written before ``cutoff`` (pending ones are kept)."""
+    from sqlalchemy import delete
+
+    with rt.db.session() as s:
+        res = s.execute(delete(WebhookMessage).where(WebhookMessage.status.in_(("delivered", "failed")),
+                                                     WebhookMessage.created_at < cutoff))
+        return res.rowcount or 0

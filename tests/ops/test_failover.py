@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from exchange.jobs.executor import claim_next, renew_lease
+from exchange.jobs.progress import read_progress, update_progress
 from exchange.models import Job, utcnow
 from tests.e2e.conftest import audience_by_external, register
 from tests.e2e.test_deliveries import MAPPING, SOURCE
@@ -29,7 +30,7 @@ def test_takeover_is_an_event_and_lost_time_is_apart(runtime, api):
     with runtime.db.session() as s:  # worker A dies mid-transform: no more heartbeats for 12 s
         job = s.get(Job, job_id)
         job.state = "transforming"
-        job.progress = {"_state_since": (utcnow() - timedelta(seconds=13)).isoformat()}
+        update_progress(job, state_since=(utcnow() - timedelta(seconds=13)).isoformat())
         job.heartbeat_at = utcnow() - timedelta(seconds=12)
         job.lease_expires_at = utcnow() - timedelta(seconds=2)
     assert claim_next(runtime, "hostB:222:bbbbbb") == job_id
@@ -42,7 +43,7 @@ def test_takeover_is_an_event_and_lost_time_is_apart(runtime, api):
     data = takeover["data"]
     assert data["lost_worker"] == "hostA:111:aaaaaa" and data["new_worker"] == "hostB:222:bbbbbb"
     with runtime.db.session() as s:  # the transform's own clock skips the dead time
-        since = s.get(Job, job_id).progress["_state_since"]
+        since = read_progress(s.get(Job, job_id)).state_since
     assert abs((utcnow() - datetime.fromisoformat(since)).total_seconds() - 1) < 1.5
     # the old holder can no longer renew: it stops at its next check
     assert not renew_lease(runtime, job_id, "hostA:111:aaaaaa")

@@ -105,3 +105,27 @@ def test_serve_and_worker_refuse_to_start_when_misconfigured(tmp_path, s3_server
     assert out.returncode == 3
     assert out.stderr.strip().splitlines()[-1] == (
         "exchange worker: cannot start: database: database has no schema: run `exchange db upgrade`")
+
+
+def test_share_creation_does_not_wait_for_a_dead_broker(runtime, api):
+    """A broker where nothing listens: /readyz says so, and creating a share still answers at once
+    (it used to wait ~2-4 s on the publish); the job is safe in the database meanwhile."""
+    import time
+
+    from tests.e2e.conftest import audience_by_external, register
+    from tests.e2e.test_deliveries import MAPPING, SOURCE
+
+    runtime.config.executor = "celery"
+    runtime.config.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    runtime._executor = None  # rebuilt for the celery executor
+    p = register(api, name="CDP", producer={"transport": "push"}, identifiers=["email"], attributes=["country"])
+    api.client.put(f"/v1/endpoints/{p['id']}/audiences/a/data", data=SOURCE.encode(),
+                   headers={"Authorization": f"Bearer {p['endpoint_key']}", "Content-Type": "text/csv"})
+    c = register(api, name="Warehouse", identifiers=["email_sha256"], consumer={"transport": "pull"})
+    started = time.monotonic()
+    share = api.post("/v1/shares", json={"audience_id": audience_by_external(api, "a")["id"],
+                                         "destination_id": c["id"], "mapping": MAPPING})
+    took = time.monotonic() - started
+    assert share.status_code == 201 and took < 0.5, took
+    assert api.get(f"/v1/jobs/{share.json['last_job_id']}").json["state"] == "queued"
+    assert set(_ready(runtime)[1]["errors"]) == {"broker"}

@@ -203,3 +203,20 @@ def test_message_log_filters(tmp_path, status):
         assert live.get("/v1/webhooks/subscribers/x/messages?status=bogus").status_code == 422
     finally:
         live.rt.shutdown()
+
+
+def test_retention_purges_finished_messages_only(runtime, api):
+    from datetime import timedelta
+
+    from exchange.jobs.retention import purge_expired
+    from exchange.models import utcnow
+
+    old = utcnow() - timedelta(days=runtime.config.retention_days + 1)
+    with runtime.db.session() as s:
+        for status in ("delivered", "failed", "pending"):
+            s.add(WebhookMessage(id=f"msg_{status}", account_id=api.account_id, subscriber="account:x",
+                                 event_type="job.succeeded", payload="{}", status=status, created_at=old))
+        s.add(WebhookMessage(id="msg_recent", account_id=api.account_id, subscriber="account:x",
+                             event_type="job.succeeded", payload="{}", status="delivered"))
+    purge_expired(runtime)
+    assert {m.id for m in _messages(runtime)} == {"msg_pending", "msg_recent"}

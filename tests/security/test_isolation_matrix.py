@@ -24,7 +24,8 @@ def test_every_object_route_hides_other_accounts(live, other_api_live):
     p = register(a, name="CDP", producer={"transport": "push"}, identifiers=["email"])
     a.client.put(f"/v1/endpoints/{p['id']}/audiences/aud/data", data=b"email\na@x.io\n",
                  headers={"Authorization": f"Bearer {p['endpoint_key']}", "Content-Type": "text/csv"})
-    c = register(a, name="Wh", identifiers=["email_sha256"], consumer={"transport": "pull"})
+    c = register(a, name="Wh", identifiers=["email_sha256"], consumer={"transport": "pull"},
+                 webhook_url="http://127.0.0.1:9/hooks")  # a webhook subscriber with messages
     aud = audience_by_external(a, "aud")
     share = a.post("/v1/shares", json={"audience_id": aud["id"], "destination_id": c["id"], "mapping": [
         {"source": "email", "target": "email_sha256", "transform": ["normalize_email", "sha256"]}]}).json
@@ -36,8 +37,9 @@ def test_every_object_route_hides_other_accounts(live, other_api_live):
     ids = {"endpoint_id": p["id"], "audience_id": aud["id"], "share_id": share["id"], "job_id": job["id"],
            "delivery_id": delivery["id"], "key_id": key["id"], "external_id": "aud",
            "application_id": application["id"],
-           # webhook routes (issue 18): A's account subscriber; no message of A's is needed to compare answers
-           "subscriber_id": f"account:{a.account_id}", "message_id": "msg_" + "1" * 32}
+           # webhook routes (issue 18): A's endpoint subscriber and one of its real messages
+           "subscriber_id": f"endpoint:{c['id']}",
+           "message_id": a.get(f"/v1/webhooks/subscribers/endpoint:{c['id']}/messages").json["items"][0]["id"]}
     before = a.get("/v1/account/export").json
 
     app = a.rt_app

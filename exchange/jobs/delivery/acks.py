@@ -17,7 +17,6 @@ from ...models import Delivery, Job, utcnow
 from ..context import Context
 from ..progress import Operation
 from ..states import event, transition
-from ..webhooks import notify_state
 from .finish import complete, next_snapshot_key, snapshot_after_failed_delivery
 
 if TYPE_CHECKING:
@@ -49,7 +48,6 @@ def await_ack(ctx: Context, *, kind: Literal["push", "pull"], ops: Sequence[Oper
                                state="awaiting_ack", blob_key=None, sha256="", size=0))
         what = "download and acknowledgement" if kind == "pull" else "acknowledgement"
         transition(s, job, "awaiting_consumer", f"waiting for the consumer's {what}")
-    ctx.notify()
 
 
 def _sha(ctx: Context, key: str) -> str:
@@ -81,7 +79,6 @@ def acknowledge(rt: Runtime, delivery: Delivery, accepted: int, rejected: int, m
         job_id, state = job.id, job.state
     if remaining is None and state == "awaiting_consumer":
         complete(rt, job_id, new_snapshot_key=next_snapshot_key(rt, job_id))
-    notify_state(rt, job_id)
 
 
 def expire_overdue(rt: Runtime) -> int:

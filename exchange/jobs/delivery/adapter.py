@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from sqlalchemy.orm import Session
 
+from ... import metrics
 from ...adapters.base import SegmentContext
 from ...adapters.driver import deliver
 from ...adapters.registry import get_adapter
@@ -59,4 +60,5 @@ def deliver_adapter(ctx: Context) -> None:
                       f"({report.retries} retries, {report.waited_seconds:.0f}s waiting for rate limits)"
                       + (f"; refused: {dict(reasons.most_common(5))}" if reasons else ""))
     ctx.update(_done)
+    metrics.rows_moved("deliver", "adapter", report.accepted + len(report.rejected))
 

@@ -40,7 +40,6 @@ def _snapshot_target(rt: Runtime, job_id: str) -> tuple[Share, JobProgress] | No
 def finish(ctx: Context, *, unchanged: bool = False) -> None:
     """Advance the snapshot (if the share keeps one) and end the job as (partially) succeeded."""
     complete(ctx.rt, ctx.job_id, new_snapshot_key=None if unchanged else next_snapshot_key(ctx.rt, ctx.job_id))
-    ctx.notify()
 
 
 def next_snapshot_key(rt: Runtime, job_id: str) -> str | None:
