@@ -110,6 +110,32 @@ def _poll(base: str, token: str, job_ids: list[str], offset: int, stop: threadin
         stop.wait(max(0.0, POLL_INTERVAL - took))
 
 
+class Pollers:
+    """``POLLERS`` threads calling ``GET /v1/jobs/{id}`` every ``POLL_INTERVAL`` s each, until stopped.
+
+    Used by this benchmark and by ``bench_share`` (status latency while the big transfers run)."""
+
+    def __init__(self, base: str, token: str, job_ids: list[str], count: int = POLLERS):
+        self.stop_event, self.latencies, self.errors, self.states = threading.Event(), [], [], {}
+        self.job_ids = job_ids
+        self._threads = [threading.Thread(target=_poll, args=(base, token, job_ids, n, self.stop_event,
+                                                               self.latencies, self.errors, self.states),
+                                          daemon=True) for n in range(count)]
+        self.started = time.perf_counter()
+        for t in self._threads:
+            t.start()
+        self.seconds = 0.0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for t in self._threads:
+            t.join(timeout=15)
+        self.seconds = time.perf_counter() - self.started
+
+    def p99_ms(self) -> float:
+        return _percentile(sorted(v * 1000 for v in self.latencies), 99)
+
+
 def _spawn(code: str, *args: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([PY, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     return proc, int(proc.stdout.readline())

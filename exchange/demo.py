@@ -259,6 +259,8 @@ def run_demo(config: Config, *, serve: bool = True, host: str = "127.0.0.1", por
     rt = Runtime(config)
     app = create_app(runtime=rt)
     try:
+        if serve:
+            _check_port_free(host, port)  # werkzeug would print two lines and sys.exit on a busy port
         server = make_server(host, port if serve else 0, app, threaded=True)
     except OSError as exc:
         rt.shutdown()
@@ -327,6 +329,16 @@ def run_demo(config: Config, *, serve: bool = True, host: str = "127.0.0.1", por
             rt.shutdown()
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise OSError (EADDRINUSE) when ``host:port`` cannot be bound, as the server would."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
 
 
 class DemoStopped(Exception):

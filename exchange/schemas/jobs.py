@@ -87,7 +87,10 @@ class DeliverySchema(StrictSchema):
 
 
 class DeliveryQueryArgsSchema(PageArgsSchema):
-    state = fields.String(load_default=None, validate=validate.OneOf(["ready", "acknowledged", "expired"]))
+    state = fields.String(load_default=None, validate=validate.OneOf(["ready", "awaiting_ack", "acknowledged",
+                                                                       "expired"]),
+                          metadata={"description": "`ready`: to download (PULL consumer); `awaiting_ack`: a "
+                                    "PUSH consumer answered 202 and owes an acknowledgement."})
     endpoint_id = fields.String(load_default=None)
 
 

@@ -406,7 +406,7 @@ def deliveries() -> None:
 
 
 @deliveries.command("list")
-@click.option("--state", "delivery_state", type=click.Choice(["ready", "acknowledged", "expired"]))
+@click.option("--state", "delivery_state", type=click.Choice(["ready", "awaiting_ack", "acknowledged", "expired"]))
 @click.option("--endpoint-id")
 @pass_state
 def deliveries_list(state: State, delivery_state: str | None, endpoint_id: str | None) -> None:

@@ -28,7 +28,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from typing import IO, NamedTuple
 
 from exchange.errors import CsvDataError, PayloadTooLarge
@@ -227,10 +227,48 @@ class CsvStream:
         )
         # The csv module's limit is process-wide; it is the only check cheap enough per field.
         csv.field_size_limit(self.limits.max_field_chars)
-        self._reader = csv.reader(text, strict=False)
+        self._reader = csv.reader(chain(text, iter(self._note_eof, True)), strict=False)
         self.received = 0
+        self._offset = 0  # lines before the text this reader sees (block mode)
+        self._final = True
+        self._eof_state: tuple[int, int, int] | None = None
+        self._batch: Batch | None = None
+        self.tail_line: int | None = None
         self.header = self._read_header()
         self._mark = self._reader.line_num  # end line of the last record dealt with
+
+    @classmethod
+    def block(cls, data: bytes, header: list[str], first_line: int, *, final: bool,
+              limits: CsvLimits | None = None) -> CsvStream:
+        """Records of one block of the body that starts at a record boundary on ``first_line``.
+
+        ``data`` ends with a newline unless it is the end of the body (``final``). When a record
+        is still open at the end of a non-final block (a quoted field running on past it), that
+        record is left out and :attr:`tail_line` says on which line it starts: the caller reads
+        it again together with the next block. Decoding, UTF-8 checks and line numbers are those
+        of the streaming reader, so a body cut into blocks reads exactly like the whole body."""
+        self = cls.__new__(cls)
+        self.limits = limits or CsvLimits()
+        self._source = _BlockFlags(data)
+        text = data.decode("utf-8", "surrogateescape")
+        csv.field_size_limit(self.limits.max_field_chars)
+        self._eof_state = None
+        self._batch = None
+        lines = chain(io.StringIO(text, newline="\n"), iter(self._note_eof, True))
+        self._reader = csv.reader(lines, strict=False)
+        self.received = 0
+        self._offset = first_line - 1
+        self._final = final
+        self.tail_line = None
+        self.header = header
+        self._mark = self._offset
+        return self
+
+    def _note_eof(self) -> bool:
+        """Called once, when the reader asks for a line past the block: what was read by then."""
+        b = self._batch
+        self._eof_state = (len(b.rows), len(b._others), len(b.rejects)) if b is not None else (0, 0, 0)
+        return True
 
     def _read_header(self) -> list[str]:
         try:
@@ -256,10 +294,10 @@ class CsvStream:
         return names
 
     def batches(self, size: int = 8192) -> Iterator[Batch]:
-        reader, ncols = self._reader, len(self.header)
+        reader, ncols, off = self._reader, len(self.header), self._offset
         eof = False
         while not eof:
-            batch = Batch(self._mark)
+            batch = self._batch = Batch(self._mark)
             rows, others, rejects = batch.rows, batch._others, batch.rejects
             append = rows.append
             while True:
@@ -269,30 +307,50 @@ class CsvStream:
                         if len(row) == ncols:
                             append(row)
                         elif row:
-                            end = reader.line_num
+                            end = off + reader.line_num
                             start = end - sum(f.count("\n") for f in row)
+                            if self._eof_state is not None and row[-1].endswith("\n"):
+                                start += 1  # a quote left open at the end took the last line end in
                             others.append((start, end))
                             reason = f"expected {ncols} fields, found {len(row)}"
                             if self._source.saw_bad_utf8 and any(map(_ESCAPED_BYTE.search, row)):
                                 reason = "invalid UTF-8 in row"
                             rejects.append(Reject(start, row, reason))
                         else:
-                            others.append((reader.line_num, reader.line_num))
+                            others.append((off + reader.line_num, off + reader.line_num))
                 except csv.Error as exc:
-                    batch._end = reader.line_num
+                    batch._end = off + reader.line_num
                     start = batch._last_end() + 1
-                    others.append((start, reader.line_num))
+                    others.append((start, off + reader.line_num))
                     rejects.append(Reject(start, [], self._csv_error_reason(exc)))
                     continue
                 if len(rows) + len(others) < size:
                     eof = True
                 break
-            batch._end = self._mark = reader.line_num
+            batch._end = self._mark = off + reader.line_num
+            if self._eof_state is not None:
+                eof = True  # the block is used up (the last record may still be open)
+                if not self._final:
+                    self._cut_open_record(batch)
             if self._source.saw_bad_utf8:
                 self._reject_bad_utf8(batch)
-            self.received += len(rows) + len(rejects)
+            self.received += len(batch.rows) + len(batch.rejects)
             if batch.rows or batch.rejects:
                 yield batch
+
+    def _cut_open_record(self, batch: Batch) -> None:
+        """Leave out a record the end of a non-final block cut short (see :meth:`block`)."""
+        state = self._eof_state
+        if (len(batch.rows), len(batch._others), len(batch.rejects)) == state:
+            return  # the block ended between records
+        if len(batch.rows) > state[0]:
+            batch.rows.pop()
+        else:
+            batch._others.pop()
+            batch.rejects.pop()
+        batch._starts = None
+        self.tail_line = batch._last_end() + 1
+        batch._end = self.tail_line - 1
 
     def _csv_error_reason(self, exc: csv.Error) -> str:
         if "field limit" in str(exc):
@@ -320,6 +378,19 @@ class CsvStream:
             items.extend(batch.rejects)
             items.sort(key=lambda item: item[0])
             yield from items
+
+
+class _BlockFlags:
+    """What :class:`_ByteSource` would have learnt about a block's bytes (UTF-8 validity)."""
+
+    __slots__ = ("saw_bad_utf8",)
+
+    def __init__(self, data: bytes):
+        try:
+            data.decode("utf-8")
+            self.saw_bad_utf8 = False
+        except UnicodeDecodeError:
+            self.saw_bad_utf8 = True
 
 
 def open_csv(chunks: Iterable[bytes], *, gzip: bool = False, limits: CsvLimits | None = None) -> CsvStream:

@@ -1,135 +1,102 @@
-"""Exact duplicate detection on the identifier key with bounded memory.
+"""Exact duplicate detection on the identifier key, in bounded memory, for block-parallel transforms.
 
-The transform writes every accepted row to a staging file in input order and calls
-:meth:`Deduper.check` with the row's key and its position (first staging line, line count). Keys
-are compared in full, never through a truncated hash, so no row is dropped unless it truly repeats
-an earlier key. The **first occurrence wins** and the output keeps input order.
+The transform stages every accepted row in input order; a row's *position* is
+``(block index << 32) | line within the block's staged output``, so positions order rows exactly
+as the input does. Duplicates inside one block never reach staging (the block's own set drops
+them, first occurrence first). Across blocks:
 
-Memory stays bounded in two phases:
+1. :func:`bucket_keys` (in the block worker) hash-partitions the block's staged keys into
+   ``partitions`` buckets: all copies of a key land in the same bucket, whatever the block.
+2. :class:`PartitionFiles` (in the coordinating process) appends each block's buckets, in block
+   order, to one keys file and one positions file per partition.
+3. :func:`later_copies` reads one partition at a time and returns the positions of every copy of
+   a key that is not its first occurrence; the partitions are independent, so they are resolved
+   in parallel by the block workers.
+4. :func:`copy_without` removes those records while copying the staging file to the output.
 
-1. While the distinct keys seen fit in ``memory_bytes`` (32 MiB, estimated as key length + 100
-   bytes each, ~200k SHA-256 keys) and ``memory_keys``, a plain set answers at once and duplicates
-   never reach the staging file; small audiences are deduplicated in this single pass. (A larger
-   budget measured no faster on 1M rows: a big set misses the CPU cache as often as the spill
-   writes cost.)
-2. Past that, the set is spilled to ``partitions`` temp files (hash-partitioned, so all copies of a
-   key share one file, in input order) and every later key is appended there. :meth:`finish` then
-   reads one partition at a time into a set and returns the staging lines of the later copies;
-   :func:`copy_without` removes them while copying the staging file to the output.
-
-A partition holds about ``rows / partitions`` keys (10M rows: ~156k keys, ~25 MB), so memory stays
-flat up to ~50M rows with the default 64 partitions; raise ``partitions`` for larger audiences.
-Python's ``hash`` only chooses the partition, so its per-process seed never changes the result.
+Keys are compared in full (escaped only so that one key is one line), never through a truncated
+hash. Partitioning uses Python's ``hash``, so every process of one transform must share one hash
+seed (the workers are started with the same ``PYTHONHASHSEED``). Memory is one partition's keys:
+~``rows / partitions`` keys (10M rows, 64 partitions: ~156k keys, ~30 MB).
 """
 from __future__ import annotations
 
-import heapq
 import os
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import IO
 
-__all__ = ["Deduper", "copy_without"]
-
-_KEY_OVERHEAD = 100  # str header (49-80 bytes) plus its set slot, per key held in memory
+__all__ = ["PartitionFiles", "bucket_keys", "copy_without", "later_copies"]
 
 
-class Deduper:
-    def __init__(self, workdir: str, *, memory_keys: int = 2_000_000, memory_bytes: int = 32 << 20,
-                 partitions: int = 64, partition_of: Callable[[str], int] = hash):
-        self._workdir = workdir
-        self._memory_keys = memory_keys
-        self._memory_bytes = memory_bytes
-        self._bytes = 0
-        self._partitions = partitions
-        self._partition_of = partition_of
-        self._seen: set[str] | None = set()
-        self._files: list[IO[str]] = []
-        self.duplicates = 0
-        self.dropped_from_staging = 0  # the duplicates found by finish(): staged, then removed
-        self.check: Callable[[str, int, int], bool] = self._check_in_memory
+def _escape(key: str) -> str:
+    return key.replace("\\", "\\\\").replace("\n", "\\n")
 
-    @property
-    def spilled(self) -> bool:
-        return self._seen is None
 
-    def _check_in_memory(self, key: str, start: int, nlines: int = 1) -> bool:
-        """True when the row is new (to be staged); False for a duplicate known right away."""
-        seen = self._seen
-        if seen is None:  # callers may hold this bound method across the spill
-            return self._check_spilled(key, start, nlines)
-        if key in seen:
-            self.duplicates += 1
-            return False
-        seen.add(key)
-        self._bytes += len(key) + _KEY_OVERHEAD
-        if self._bytes > self._memory_bytes or len(seen) >= self._memory_keys:
-            self._spill()
-        return True
+def bucket_keys(keys: list[str], positions: Iterable[int], partitions: int, block: int
+                ) -> list[tuple[int, bytes, bytes]]:
+    """``(partition, keys as lines, positions as int64)`` for every non-empty partition."""
+    buckets: list[list[str]] = [[] for _ in range(partitions)]
+    places: list[array] = [array("q") for _ in range(partitions)]
+    base = block << 32
+    for key, pos in zip(keys, positions):
+        b = hash(key) % partitions
+        buckets[b].append(key)
+        places[b].append(base | pos)
+    out = []
+    for b, (bucket, place) in enumerate(zip(buckets, places)):
+        if not bucket:
+            continue
+        text = "\n".join(bucket) + "\n"
+        if "\\" in text or text.count("\n") != len(bucket):
+            text = "\n".join(map(_escape, bucket)) + "\n"
+        out.append((b, text.encode("utf-8", "surrogatepass"), place.tobytes()))
+    return out
 
-    def _spill(self) -> None:
-        self._files = [
-            open(os.path.join(self._workdir, f"dedupe-{i:04d}.part"), "w",  # noqa: SIM115
-                 encoding="utf-8", newline="", buffering=1 << 16)
-            for i in range(self._partitions)
-        ]
-        self._check_spilled = self._make_spilled_check()
-        for key in self._seen:
-            self._check_spilled(key, "-")  # "-": already staged, the first occurrence by construction
-        self._seen = None
-        self.check = self._check_spilled
 
-    def _make_spilled_check(self) -> Callable[[str, int, int], bool]:
-        # One closure with everything bound locally: this runs once per row after the spill.
-        writers = [f.write for f in self._files]
-        count, partition_of = self._partitions, self._partition_of
+class PartitionFiles:
+    """The keys and positions files of every partition, appended to in block order."""
 
-        def check(key: str, start: int | str, nlines: int = 1) -> bool:
-            if "\n" in key or "\\" in key:
-                key = key.replace("\\", "\\\\").replace("\n", "\\n")
-            position = start if nlines == 1 else f"{start}+{nlines}"
-            writers[partition_of(key) % count](f"{position}\x00{key}\n")
-            return True
+    def __init__(self, workdir: str, partitions: int):
+        self.partitions = partitions
+        self.paths = [(os.path.join(workdir, f"keys-{p:03d}.txt"), os.path.join(workdir, f"pos-{p:03d}.bin"))
+                      for p in range(partitions)]
+        self._files: list[tuple[IO[bytes], IO[bytes]] | None] = [None] * partitions
+        self.used: set[int] = set()
 
-        return check
-
-    def finish(self) -> tuple[Iterator[int], dict[int, int]]:
-        """Staging lines to drop (ascending) and the line counts of multi-line ones.
-
-        Counts each dropped row in ``duplicates``. Empty when nothing was spilled."""
-        if self._seen is not None:
-            return iter(()), {}
-        per_partition: list[array] = []
-        multi: dict[int, int] = {}
-        for f in self._files:
-            f.close()
-            drops = array("q")
-            seen: set[str] = set()
-            with open(f.name, encoding="utf-8", newline="\n") as part:
-                for line in part:
-                    position, _, key = line.partition("\x00")
-                    if key not in seen:
-                        seen.add(key)
-                    elif position != "-":
-                        start, _, count = position.partition("+")
-                        drops.append(int(start))
-                        if count:
-                            multi[int(start)] = int(count)
-            os.unlink(f.name)
-            per_partition.append(drops)
-            self.duplicates += len(drops)
-            self.dropped_from_staging += len(drops)
-        self._files = []
-        return heapq.merge(*per_partition), multi
+    def append(self, buckets: list[tuple[int, bytes, bytes]]) -> None:
+        for b, keys, positions in buckets:
+            files = self._files[b]
+            if files is None:
+                kp, pp = self.paths[b]
+                files = self._files[b] = (open(kp, "wb"), open(pp, "wb"))  # noqa: SIM115
+                self.used.add(b)
+            files[0].write(keys)
+            files[1].write(positions)
 
     def close(self) -> None:
-        """Remove partition files (after an error or a cancellation too)."""
-        for f in self._files:
-            f.close()
-            if os.path.exists(f.name):
-                os.unlink(f.name)
-        self._files = []
+        for files in self._files:
+            if files is not None:
+                files[0].close()
+                files[1].close()
+        self._files = [None] * self.partitions
+
+
+def later_copies(keys_path: str, positions_path: str) -> bytes:
+    """Positions (int64, ascending) of the rows of one partition whose key occurred earlier."""
+    with open(keys_path, "rb") as f:
+        keys = f.read().split(b"\n")
+    keys.pop()  # the text ends with a newline
+    positions = array("q")
+    with open(positions_path, "rb") as f:
+        positions.frombytes(f.read())
+    # Written in input order, so assigning from the end leaves each key's first position.
+    first = dict(zip(reversed(keys), reversed(positions)))
+    if len(first) == len(keys):
+        return b""
+    keep = set(first.values())
+    return array("q", (p for p in positions if p not in keep)).tobytes()
 
 
 def copy_without(src: IO[bytes], dst: IO[bytes], drops: Iterator[int], multi: dict[int, int]) -> None:

@@ -177,6 +177,7 @@ class RowMapper:
         self.identifier_positions = identifier_positions
         self._counters = counters
         self.source = source
+        self.map_rows: Callable[..., tuple[int, int, int]] | None = None  # see _loop_source
         if len(identifier_positions) == 1:
             self.key: Callable[[list[str]], str] = operator.itemgetter(identifier_positions[0])
         else:
@@ -231,9 +232,54 @@ def compile_mapping(
         "_hexlow": _HEX64_LOWER, "_e164": _E164, "_uuid": _UUID, "_broken": looks_like_broken_hash,
         "_zero": _ZERO_UUID, "_email_ok": _EMAIL_OK,
     }
-    exec(compile(source, "<mapping>", "exec"), namespace)  # noqa: S102 - source built from a fixed vocabulary
     positions = tuple(k for k, r in enumerate(parsed) if r.target in identifier_types)
-    return RowMapper(namespace["row_mapper"], [r.target for r in parsed], positions, counters, source)
+    source += "\n" + "\n".join(_loop_source(parsed, header, identifier_types, positions)) + "\n"
+    exec(compile(source, "<mapping>", "exec"), namespace)  # noqa: S102 - source built from a fixed vocabulary
+    mapper = RowMapper(namespace["row_mapper"], [r.target for r in parsed], positions, counters, source)
+    mapper.map_rows = namespace["map_rows"]
+    return mapper
+
+
+def _loop_source(parsed: list[MappingRule], header: list[str], identifier_types: set[str],
+                 positions: tuple[int, ...]) -> list[str]:
+    """``map_rows(rows, seen, keys, out, bad, slow) -> (duplicates, hashed, passed_through)``: the
+    row mapper's rules inlined in a loop over a batch, with the in-batch dedupe and the output
+    formatting, because a function call per row costs as much as a transform. Rows are mapped
+    exactly like ``row_mapper`` (same generated rule code); a rejected row becomes ``(index,
+    reason)`` in ``bad``; a new key is appended to ``seen`` and ``keys`` and its record to ``out``,
+    as a finished line, or as the list of values (its index in ``slow``) when it needs quoting."""
+    outs = [f"o{k}" for k in range(len(parsed))]
+    key = outs[positions[0]]
+    if len(positions) > 1:
+        key = "'\\x00'.join((" + ", ".join(outs[k] for k in positions) + ",))"
+    special = "'\"' in line or '\\r' in line or line.count('\\n') != 1"
+    special += f" or line.count(',') != {len(parsed) - 1}" + (" or line == '\\n'" if len(parsed) == 1 else "")
+    lines = ["def map_rows(rows, seen, keys, out, bad, slow):", "    H = P = d = 0", "    for i, f in enumerate(rows):",
+             "        n = h = p = 0"]
+    for k, rule in enumerate(parsed):
+        lines += ["    " + x for x in _rule_source(k, rule, header.index(rule.source), rule.target in identifier_types,
+                                                    loop=True)]
+    lines += [
+        "        if not n:",
+        "            bad.append((i, 'no usable identifier'))",
+        "            continue",
+        "        H += h",
+        "        P += p",
+        f"        k = {key}",
+        "        if k in seen:",
+        "            d += 1",
+        "            continue",
+        "        seen.add(k)",
+        "        keys.append(k)",
+        "        line = f\"" + ",".join("{" + o + "}" for o in outs) + "\\n\"",
+        f"        if {special}:",
+        "            slow.append(len(out))",
+        f"            out.append([{', '.join(outs)}])",
+        "            continue",
+        "        out.append(line)",
+        "    return d, H, P",
+    ]
+    return lines
 
 
 _STEP = {
@@ -245,7 +291,7 @@ _STEP = {
 }
 
 
-def _rule_source(k: int, rule: MappingRule, index: int, is_id: bool) -> list[str]:
+def _rule_source(k: int, rule: MappingRule, index: int, is_id: bool, *, loop: bool = False) -> list[str]:
     chain = list(rule.transform)
     heavy = any(t.startswith("normalize_") or t == "sha256" for t in chain)
     if not is_id and not heavy:
@@ -271,11 +317,16 @@ def _rule_source(k: int, rule: MappingRule, index: int, is_id: bool) -> list[str
         body += steps
     if is_id:
         body += _final_check(rule.target, chain)
+    def reject(reason: str) -> list[str]:
+        if loop:  # inside map_rows: record the row as rejected and go on with the next one
+            return [f"bad.append((i, {reason}))", "continue"]
+        return [f"raise RowRejected({reason}) from None"]
+
     except_lines = ["except RowRejected as e:"]
     if rule.target in HASH_TARGETS and normalizes:
-        except_lines += ["    if _broken(t):",
-                         f"        raise RowRejected({prefix} + 'malformed SHA-256 hash') from None"]
-    except_lines += [f"    raise RowRejected({prefix} + e.reason) from None"]
+        except_lines += ["    if _broken(t):"]
+        except_lines += ["        " + x for x in reject(f"{prefix} + 'malformed SHA-256 hash'")]
+    except_lines += ["    " + x for x in reject(f"{prefix} + e.reason")]
     out = [f"    v = f[{index}]", "    if v and not v.isspace():", "        try:"]
     out += ["            " + s for s in body or ["pass"]]
     out += ["        " + s for s in except_lines]

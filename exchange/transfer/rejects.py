@@ -40,11 +40,12 @@ def _extra_names(header: list[str]) -> list[str]:
 
 
 class RejectsWriter:
-    def __init__(self, fileobj: IO[bytes], header: list[str]):
+    def __init__(self, fileobj: IO[bytes], header: list[str], *, write_header: bool = True):
         self._writer = CsvWriter(fileobj, flush_rows=1024)
         self._width = len(header)
         self.count = 0
-        self._writer.writerow(neutralize(v) for v in [*header, *_extra_names(header)])
+        if write_header:
+            self._writer.writerow(neutralize(v) for v in [*header, *_extra_names(header)])
 
     def write(self, line: int, fields: list[str], reason: str) -> None:
         values = [neutralize(v) for v in fields]

@@ -11,7 +11,7 @@ from ..errors import ExchangeError
 from ..schemas.endpoints import EndpointCreateSchema
 from ..transfer.mapping import IDENTIFIER_TYPES
 from .blueprint import web
-from .forms import FormInvalid, endpoint_data, fold, load, settings_fields
+from .forms import FormInvalid, endpoint_data, fold, load_endpoint, settings_fields
 
 
 def _adapters() -> list[dict]:
@@ -44,7 +44,7 @@ def endpoints_new():
     echo.pop("credential", None)  # never sent back into the page
     rt, session = runtime(), db()
     try:
-        data = load(EndpointCreateSchema(), endpoint_data(form))
+        data = load_endpoint(EndpointCreateSchema(), endpoint_data(form), allow_private=rt.config.allow_private_urls)
         ep, token, webhook_secret = service.register_endpoint(rt, session, g.principal.account_id, data)
         session.commit()
     except ExchangeError as err:
@@ -60,14 +60,15 @@ def endpoints_new():
                            webhook_secret=webhook_secret), 201
 
 
-def _detail(endpoint_id: str, verification: dict | None = None, smoke: dict | None = None):
+def _detail(endpoint_id: str, verification: dict | None = None, smoke: dict | None = None,
+            conformance: dict | None = None):
     session = db()
     ep = service.get_endpoint(session, g.principal.account_id, endpoint_id)
     audiences = []
     if ep.producer_transport:
         audiences, _ = search(session, g.principal.account_id, producer=ep.id, page_size=100)
     return render_template("endpoints/detail.html", endpoint=service.endpoint_view(ep), audiences=audiences,
-                           verification=verification, smoke=smoke)
+                           verification=verification, smoke=smoke, conformance=conformance)
 
 
 @web.route("/endpoints/<endpoint_id>")

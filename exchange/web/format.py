@@ -1,6 +1,7 @@
 """Template filters: dates, relative ages, sizes and state labels, written for people."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from flask import Blueprint
@@ -57,6 +58,20 @@ def state_tone(state: str) -> str:
     return STATE_TONES.get(state, "run")
 
 
+_STATE_WORD = re.compile(r"\b(" + "|".join(sorted(STATE_LABELS, key=len, reverse=True)) + r")\b")
+
+
+def event_text(message: str) -> str:
+    """An event line for people: ``partially_succeeded: 3 rows…`` → ``Partially succeeded: 3 rows…``,
+    ``queued → fetching`` → ``Queued → Fetching from the source``."""
+    head, sep, rest = (message or "").partition(": ")
+    if sep and head in STATE_LABELS:
+        return f"{STATE_LABELS[head]}: {rest}"
+    if "→" in message:
+        return _STATE_WORD.sub(lambda m: STATE_LABELS[m.group(1)], message)
+    return message
+
+
 def register_filters(bp: Blueprint) -> None:
-    for fn in (when, iso, age, number, state_label, state_tone):
+    for fn in (when, iso, age, number, state_label, state_tone, event_text):
         bp.add_app_template_filter(fn, fn.__name__)

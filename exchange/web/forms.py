@@ -146,3 +146,39 @@ def adapter_settings(form: MultiDict, adapter_type: str) -> dict:
         else:
             settings[f["name"]] = raw.strip()
     return settings
+
+
+def load_endpoint(schema: Schema, data: dict, *, allow_private: bool) -> dict:
+    """Validate an endpoint form and report every problem at once.
+
+    marshmallow skips the cross-field rules when a field failed, and the service checks URLs only
+    after the schema passed; a person fixing the name would then meet the URL error next. Here the
+    role rules run on the raw data too, and the URLs are checked up front, so one answer names all.
+    """
+    from marshmallow import ValidationError as _VE
+
+    from ..errors import UnsafeUrl
+    from ..net.urls import check_url_syntax
+    from ..schemas.endpoints import check_roles
+
+    errors: Errors = {}
+    loaded = None
+    try:
+        loaded = schema.load(data)
+    except ValidationError as err:
+        errors = flatten_messages(err.messages)
+        try:
+            check_roles({k: v for k, v in data.items() if v not in ("", None)})
+        except _VE as roles:
+            for key, messages in flatten_messages(roles.normalized_messages()).items():
+                errors.setdefault(key, []).extend(m for m in messages if m not in errors.get(key, []))
+    for field in ("contact_url", "webhook_url"):
+        value = data.get(field)
+        if isinstance(value, str) and value and field not in errors:
+            try:
+                check_url_syntax(value, allow_private=allow_private)
+            except UnsafeUrl as exc:
+                errors[field] = [exc.detail]
+    if errors:
+        raise FormInvalid("Please correct the fields marked below.", errors)
+    return loaded

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, url_for
+from flask import session as session_store
 
 from ..api.context import db
 from ..auth import keys as service
@@ -23,7 +24,13 @@ def _page(created: tuple | None = None, invalid: FormInvalid | None = None, form
 
 @web.route("/keys")
 def keys_list():
-    """API keys of the account (prefix only) and a form to create one."""
+    """API keys of the account (prefix only) and a form to create one; a new key's token, once."""
+    fresh = session_store.pop("new_key", None)
+    if fresh:
+        key = next((k for k in service.list_keys(db(), g.principal.account_id) if k.id == fresh.get("id")), None)
+        if key is not None:
+            response = _page(created=(key, fresh["token"]))
+            return response[0], 200, {"Cache-Control": "no-store"}
     return _page()
 
 
@@ -44,7 +51,10 @@ def keys_create():
         return _page(invalid=FormInvalid.from_error(err), form=body, status=422)
     except FormInvalid as invalid:
         return _page(invalid=invalid, form=body, status=422)
-    return _page(created=(key, token), status=201)
+    # POST-redirect-GET: reloading the page that shows the token must not create another key. The
+    # token rides once in the signed session cookie and is dropped by the page that shows it.
+    session_store["new_key"] = {"id": key.id, "token": token}
+    return redirect(url_for("web.keys_list"), code=303)
 
 
 @web.route("/keys/<key_id>/revoke", methods=["POST"])

@@ -150,7 +150,7 @@ def test_define_review_connect_by_consent_and_share(site, playwright_browser):
     assert ads.app.oauth_store.valid(token["access_token"])  # the only credential this endpoint accepts
     # the job page shows it succeeded
     cust.goto(f"{url}/jobs/{share['last_job_id']}")
-    expect(cust.locator("body")).to_contain_text("succeeded")
+    expect(cust.locator("body")).to_contain_text("Succeeded")  # the state label (issue 19: readable labels)
     customer_ctx.close()
 
 

@@ -112,7 +112,7 @@ def test_share_an_audience_and_watch_its_job(site, page):
     expect(page.locator("#count-rejected")).to_have_text("2")
     expect(page.locator("#count-duplicates")).to_have_text("1")
     expect(page.locator("#count-delivered")).to_have_text("20")
-    expect(page.locator("#events")).to_contain_text("partially_succeeded")
+    expect(page.locator("#events")).to_contain_text("Partially succeeded:")  # a label, not the state name
     expect(page.locator("#cancel-form")).to_be_hidden()
     delivered = site.consumer.app.consumer.path_for("Loyal customers").read_text().splitlines()
     assert len(delivered) == 21  # header + 20 distinct people

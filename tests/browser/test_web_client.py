@@ -84,7 +84,8 @@ def test_posts_need_the_csrf_token(client, user):
     sign_in(client)
     r = client.post("/keys", data={"name": "x", "csrf_token": "forged"})
     assert r.status_code == 400 and "form expired" in r.text
-    assert client.post("/keys", data={"name": "x", "csrf_token": csrf(client, "/keys")}).status_code == 201
+    created = client.post("/keys", data={"name": "x", "csrf_token": csrf(client, "/keys")})
+    assert created.status_code == 303 and created.headers["Location"].endswith("/keys")  # POST-redirect-GET
 
 
 def test_session_reads_but_never_writes_the_json_api(client, user):

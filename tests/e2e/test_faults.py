@@ -207,11 +207,14 @@ def test_consumer_202_then_ack(live, tmp_path):
         deliveries = live.get("/v1/deliveries").json["items"]
         assert len(deliveries) == 1 and deliveries[0]["state"] == "awaiting_ack"
         h = {"Authorization": f"Bearer {c['endpoint_key']}"}
+        owed = live.client.get("/v1/deliveries?state=awaiting_ack", headers=h).json["items"]
+        assert [d["job_id"] for d in owed] == [job["id"]]  # what the consumer must acknowledge
         r = live.client.post(f"/v1/deliveries/{deliveries[0]['id']}/ack", json={"accepted": 3, "rejected": 0},
                              headers=h)
         assert r.status_code == 200
         job = wait_job(live, job["id"], until={"succeeded", "failed"})
         assert job["state"] == "succeeded" and job["counts"]["acknowledged"] == 3
+        assert live.client.get("/v1/deliveries?state=awaiting_ack", headers=h).json["items"] == []
 
 
 def test_cancel_queued_and_finished(live, tmp_path):

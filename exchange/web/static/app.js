@@ -224,12 +224,21 @@ function renderJob(page, job) {
   return terminal;
 }
 
+// The same wording as the server's event_text filter: state names become their labels.
+function eventText(message) {
+  const text = message || "";
+  const cut = text.indexOf(": ");
+  if (cut > 0 && STATE_LABELS[text.slice(0, cut)]) return `${STATE_LABELS[text.slice(0, cut)]}${text.slice(cut)}`;
+  if (!text.includes("→")) return text;
+  return text.replace(/\b[a-z_]+\b/g, (word) => STATE_LABELS[word] || word);
+}
+
 async function refreshEvents(page) {
   const data = await getJSON(page.dataset.eventsUrl);
   const list = $("#events");
   list.replaceChildren(...data.items.map((e) => {
     const li = el("li");
-    li.append(el("time", { datetime: e.at }, `${e.at.replace("T", " ").slice(0, 16)} UTC`), ` ${e.message}`);
+    li.append(el("time", { datetime: e.at }, `${e.at.replace("T", " ").slice(0, 16)} UTC`), ` ${eventText(e.message)}`);
     return li;
   }));
 }

@@ -26,7 +26,7 @@ LAYERS = {
 ENGINE = [
     "executor", "celery_executor", "runner", "phases",
     "delivery.push", "delivery.pull", "delivery.adapter", "delivery.acks", "delivery.finish", "delivery",
-    "retention", "context", "sweep", "destination", "leases", "budget", "failover", "states", "observe", "progress",
+    "retention", "context", "destination", "leases", "budget", "failover", "states", "observe", "progress", "sweep",
 ]
 
 

@@ -2,65 +2,65 @@
 from __future__ import annotations
 
 import io
-import os
+from array import array
 
 import pytest
 
-from exchange.transfer.dedupe import Deduper, copy_without
+from exchange.transfer.dedupe import PartitionFiles, bucket_keys, copy_without, later_copies
 from exchange.transfer.rejects import RejectsWriter, neutralize
 
 
-def _dedupe(keys: list[str], tmp_path, **kw) -> list[int]:
-    """Indices of the rows kept, through staging and copy_without like the pipeline does."""
-    deduper = Deduper(str(tmp_path), **kw)
-    staged: list[int] = []
-    for i, key in enumerate(keys):
-        if deduper.check(key, len(staged), 1):
-            staged.append(i)
-    drops, multi = deduper.finish()
+def _dedupe(keys: list[str], tmp_path, *, block: int, partitions: int) -> list[int]:
+    """Indices of the rows kept, through blocks, partitions and copy_without like the pipeline."""
+    files = PartitionFiles(str(tmp_path), partitions)
+    staged: list[int] = []  # input index of each staged row
+    bases = []
+    for b, start in enumerate(range(0, len(keys), block)):
+        seen, block_keys = set(), []
+        bases.append(len(staged))
+        for i in range(start, min(start + block, len(keys))):
+            if keys[i] not in seen:  # inside a block, the block's own set drops copies
+                seen.add(keys[i])
+                block_keys.append(keys[i])
+                staged.append(i)
+        files.append(bucket_keys(block_keys, range(len(block_keys)), partitions, b))
+    files.close()
+    drops = []
+    for p in sorted(files.used):
+        found = array("q")
+        found.frombytes(later_copies(*files.paths[p]))
+        drops += [bases[x >> 32] + (x & 0xFFFFFFFF) for x in found]
     src = io.BytesIO(b"".join(b"%d\n" % i for i in staged))
     dst = io.BytesIO()
-    copy_without(src, dst, drops, multi)
-    deduper.close()
-    assert [p for p in os.listdir(tmp_path) if p.endswith(".part")] == []
+    copy_without(src, dst, iter(sorted(drops)), {})
     return [int(x) for x in dst.getvalue().split()]
 
 
-KEYS = ["a", "b", "a", "c\nd", "c\\nd", "b", "c\nd", "", "\\", "\\\\", "\\", "e", "a"]
-EXPECTED = [0, 1, 3, 4, 7, 8, 9, 11]  # first occurrences, in input order
+KEYS = ["a", "b", "a", "c\nd", "c\\nd", "b", "c\nd", "", "\\", "\\\\", "\\", "e", "a", "a\x00b", "a\x00b"]
+EXPECTED = [0, 1, 3, 4, 7, 8, 9, 11, 13]  # first occurrences, in input order
 
 
-@pytest.mark.parametrize("memory_keys", [1, 2, 3, 1000])
-@pytest.mark.parametrize("partition_of", [hash, lambda key: 0, len])
-def test_dedupe_is_exact_first_wins_and_keeps_order(tmp_path, memory_keys, partition_of):
-    # A constant partition function puts every key in one file: colliding partitions must not merge keys.
-    kept = _dedupe(KEYS, tmp_path, memory_keys=memory_keys, partitions=4, partition_of=partition_of)
-    assert kept == EXPECTED
-
-
-def test_memory_bytes_bound_triggers_the_spill(tmp_path):
-    deduper = Deduper(str(tmp_path), memory_bytes=1000, partitions=2)
-    for i in range(10):
-        assert deduper.check("k" * 10 + str(i), i, 1)
-    assert deduper.spilled  # 10 keys x (11 + 100) bytes > 1000
-    assert deduper.check("k" * 10 + "0", 10, 1)  # staged; finish() finds it is a duplicate
-    drops, _ = deduper.finish()
-    assert list(drops) == [10] and deduper.duplicates == 1
-    deduper.close()
-
-
-def test_dedupe_counts_duplicates_in_both_phases(tmp_path):
-    deduper = Deduper(str(tmp_path), memory_keys=3, partitions=2)
-    staged = sum(deduper.check(k, i, 1) for i, k in enumerate(["x", "x", "y", "z", "x", "w", "w"]))
-    assert deduper.spilled
-    deduper.finish()
-    assert (staged, deduper.duplicates, deduper.dropped_from_staging) == (6, 3, 2)
+@pytest.mark.parametrize("block", [1, 2, 3, 1000])
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_dedupe_is_exact_first_wins_and_keeps_order(tmp_path, block, partitions):
+    # One partition puts every key in one file: keys that share a partition must not merge.
+    assert _dedupe(KEYS, tmp_path, block=block, partitions=partitions) == EXPECTED
 
 
 def test_hashes_that_share_a_prefix_are_not_duplicates(tmp_path):
     base = "f" * 63
     keys = [base + c for c in "0123456789abcdef"] * 2
-    assert _dedupe(keys, tmp_path, memory_keys=5, partitions=3) == list(range(16))
+    assert _dedupe(keys, tmp_path, block=5, partitions=3) == list(range(16))
+
+
+def test_later_copies_of_a_partition(tmp_path):
+    files = PartitionFiles(str(tmp_path), 1)
+    files.append(bucket_keys(["x", "y"], [0, 1], 1, 0))
+    files.append(bucket_keys(["y", "z", "x"], [0, 2, 5], 1, 1))  # record 1 of block 1 spans 2 lines
+    files.close()
+    found = array("q")
+    found.frombytes(later_copies(*files.paths[0]))
+    assert list(found) == [(1 << 32) | 0, (1 << 32) | 5]
 
 
 def test_copy_without_skips_multi_line_records():

@@ -95,12 +95,14 @@ def test_cancel_and_progress(tmp_path):
     rows = "".join(f"u{i}@x.com,n,FR\n" for i in range(20_000))
     data = ("email,first_name,country\n" + rows).encode()
     seen: list[int] = []
-    result, _, _ = _run(tmp_path, data, chunk=1 << 16, progress=seen.append)
+    result, _, _ = _run(tmp_path, data, chunk=1 << 16, progress=seen.append, block_bytes=1 << 15, workers=2)
     assert seen == sorted(seen) and seen[-1] == 20_000 and len(seen) >= 2
+    assert result.workers == 2
     calls = iter([False, True])
     with pytest.raises(TransformCancelled):
-        _run(tmp_path, data, chunk=1 << 16, cancel_check=lambda: next(calls))
+        _run(tmp_path, data, chunk=1 << 16, cancel_check=lambda: next(calls), block_bytes=1 << 15, workers=2)
     assert result.counts["valid"] == 20_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "rejects.csv"]  # no temp files left
 
 
 def test_spilled_dedupe_keeps_first_occurrence_and_multiline_rows(tmp_path):
@@ -108,7 +110,7 @@ def test_spilled_dedupe_keeps_first_occurrence_and_multiline_rows(tmp_path):
     for i in range(300):
         lines.append(format_row([f"u{i % 120}@x.com", f"name\n{i}" if i % 7 == 0 else f"n{i}", "FR"]).rstrip("\n"))
     data = ("\n".join(lines) + "\n").encode()
-    result, out, _ = _run(tmp_path, data, chunk=97, dedupe_memory_keys=10, dedupe_partitions=3)
+    result, out, _ = _run(tmp_path, data, chunk=97, block_bytes=200, workers=0, dedupe_partitions=3)
     rows = _read(out)[1:]
     assert [r[0] for r in rows] == [_sha(f"u{i}@x.com") for i in range(120)]
     assert [r[1] for r in rows] == [f"name\n{i}" if i % 7 == 0 else f"n{i}" for i in range(120)]
@@ -128,8 +130,8 @@ ROWS = st.lists(st.tuples(EMAILS, TEXT, st.integers(0, 9)), max_size=40)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=ROWS, chunk=st.integers(1, 64), memory_keys=st.integers(1, 8))
-def test_every_row_is_delivered_duplicated_or_rejected(tmp_path, rows, chunk, memory_keys):
+@given(rows=ROWS, chunk=st.integers(1, 64), block_bytes=st.integers(1, 300))
+def test_every_row_is_delivered_duplicated_or_rejected(tmp_path, rows, chunk, block_bytes):
     text = io.StringIO()
     text.write("email,first_name,country\r\n")
     line, expected_rejects, expected_out, seen = 2, {}, [], set()
@@ -146,7 +148,7 @@ def test_every_row_is_delivered_duplicated_or_rejected(tmp_path, rows, chunk, me
             seen.add(sha)
             expected_out.append([sha, name, "FR"])
         line += record.count("\n")
-    result, out, rej = _run(tmp_path, text.getvalue().encode(), chunk=chunk, dedupe_memory_keys=memory_keys,
+    result, out, rej = _run(tmp_path, text.getvalue().encode(), chunk=chunk, block_bytes=block_bytes, workers=0,
                             dedupe_partitions=2)
     assert _read(out)[1:] == expected_out
     rejects = _read(rej)[1:]

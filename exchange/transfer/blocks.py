@@ -1,0 +1,314 @@
+"""The transform of one block of records, and the processes that run blocks in parallel.
+
+A *block* is a run of whole lines of the source starting at a record boundary
+(:meth:`~exchange.transfer.csvio.CsvStream.block`). :class:`BlockTransformer` maps it with the
+compiled mapping, drops duplicates inside the block, formats the output records and the rejects
+file's lines, and hash-partitions the staged keys for the cross-block dedupe
+(:mod:`exchange.transfer.dedupe`). It returns bytes, never per-row objects, so handing a block's
+result to the coordinating process costs a memory copy.
+
+:class:`InlineRunner` runs blocks in the calling process (small sources, tests);
+:class:`ProcessRunner` runs them in worker processes (``python -m exchange.transfer.blocks``)
+that talk pickles over their stdin/stdout. They are plain subprocesses, not multiprocessing
+children, so they can be started from daemonic job processes and Celery workers; a worker whose
+parent dies sees its stdin close and exits. All workers of one transform share one
+``PYTHONHASHSEED`` because the dedupe partitions by ``hash``.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import queue
+import secrets
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+
+from exchange.transfer.csvio import CsvLimits, CsvStream, Reject, format_row
+from exchange.transfer.dedupe import bucket_keys, later_copies
+from exchange.transfer.mapping import compile_mapping
+from exchange.transfer.rejects import RejectsWriter
+
+__all__ = ["BlockResult", "BlockSpec", "BlockTransformer", "InlineRunner", "ProcessRunner"]
+
+_BATCH = 8192
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    rules: list
+    header: list[str]
+    identifier_types: set[str]
+    default_country: str | None
+    limits: CsvLimits
+    partitions: int
+
+
+@dataclass
+class BlockResult:
+    index: int
+    out: bytes = b""  # staged output records
+    lines: int = 0  # staged lines (records with embedded newlines span several)
+    rows: int = 0  # staged records
+    multi: list[tuple[int, int]] = field(default_factory=list)  # (line in block, line count) when > 1
+    rejects: bytes = b""  # rejects file lines, in line order
+    received: int = 0
+    rejected: int = 0
+    duplicates: int = 0  # later copies inside this block
+    hashed: int = 0
+    passed_through: int = 0
+    buckets: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+    tail_line: int | None = None  # the block ended inside the record starting on this line
+
+
+class BlockTransformer:
+    """One compiled mapping applied to any number of blocks (one per worker process)."""
+
+    def __init__(self, spec: BlockSpec):
+        self.spec = spec
+        self.mapper = compile_mapping(spec.rules, spec.header, identifier_types=spec.identifier_types,
+                                      default_country=spec.default_country)
+
+    def run(self, index: int, first_line: int, data: bytes, final: bool, partition: bool) -> BlockResult:
+        spec, mapper = self.spec, self.mapper
+        stream = CsvStream.block(data, spec.header, first_line, final=final, limits=spec.limits)
+        map_rows = mapper.map_rows
+        out: list = []  # finished lines, or lists of values still to be quoted (their indices in slow)
+        keys: list[str] = []
+        seen: set[str] = set()
+        duplicates = hashed = passed = 0
+        multi_line = False
+        rejects_buf = io.BytesIO()
+        rejects = RejectsWriter(rejects_buf, spec.header, write_header=False)
+        for batch in stream.batches(_BATCH):
+            bad: list[tuple[int, str]] = []
+            slow: list[int] = []
+            d, h, p = map_rows(batch.rows, seen, keys, out, bad, slow)
+            duplicates, hashed, passed = duplicates + d, hashed + h, passed + p
+            for j in slow:
+                out[j] = line = format_row(out[j])
+                multi_line = multi_line or line.count("\n") > 1
+            found = batch.rejects  # the reader's, then the mapper's: written in line order
+            if bad:
+                rows = batch.rows
+                found.extend(Reject(batch.line_of(i), rows[i], reason) for i, reason in bad)
+            if found:
+                found.sort(key=lambda reject: reject.line)
+                rejects.write_all(found)
+        rejects.flush()
+        starts: list[int] | range = range(len(out))
+        multi: list[tuple[int, int]] = []
+        lines = len(out)
+        if multi_line:  # records with embedded newlines: staged line numbers differ from indices
+            starts, lines = [], 0
+            for line in out:
+                n = line.count("\n")
+                if n > 1:
+                    multi.append((lines, n))
+                starts.append(lines)
+                lines += n
+        result = BlockResult(
+            index, out="".join(out).encode("utf-8"), lines=lines, rows=len(out), multi=multi,
+            rejects=rejects_buf.getvalue(), received=stream.received, rejected=rejects.count,
+            duplicates=duplicates, hashed=hashed, passed_through=passed, tail_line=stream.tail_line)
+        if partition:
+            result.buckets = bucket_keys(keys, starts, spec.partitions, index)
+        return result
+
+
+class InlineRunner:
+    """Runs blocks in this process, at once; the same interface as :class:`ProcessRunner`."""
+
+    workers = 0
+
+    def __init__(self, spec: BlockSpec):
+        self._transformer = BlockTransformer(spec)
+        self._done: dict[int, object] = {}
+        self._next = 0
+
+    def submit(self, kind: str, *args) -> int:
+        handle, self._next = self._next, self._next + 1
+        self._done[handle] = _run_task(self._transformer, kind, args)
+        return handle
+
+    def result(self, handle: int, wait=None):
+        return self._done.pop(handle)
+
+    def discard(self, handle: int) -> None:
+        self._done.pop(handle, None)
+
+    def has_room(self) -> bool:
+        return not self._done
+
+    def close(self, *, kill: bool = False) -> None:
+        self._done.clear()
+
+
+def _run_task(transformer: BlockTransformer, kind: str, args: tuple):
+    if kind == "block":
+        return transformer.run(*args)
+    if kind == "dedupe":
+        return later_copies(*args)
+    raise ValueError(kind)
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+class ProcessRunner:
+    """``workers`` processes, each running its tasks in order; results are fetched by handle.
+
+    A thread per worker drains its results as they come, so a worker never blocks writing a
+    result while the coordinator is blocked handing it the next block (at most ``depth`` tasks
+    are queued per worker, which bounds what is held)."""
+
+    def __init__(self, spec: BlockSpec, workers: int, *, depth: int = 2):
+        env = dict(os.environ)
+        env["PYTHONHASHSEED"] = str(secrets.randbelow(1 << 32))
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+        self.workers = workers
+        self.depth = depth
+        self._procs: list[subprocess.Popen] = []
+        self._send: list[queue.Queue] = []
+        self._inbox: list[queue.Queue] = []
+        self._queued: list[deque[int]] = []
+        self._where: dict[int, int] = {}
+        self._done: dict[int, object] = {}
+        self._stale: set[int] = set()
+        self._next = 0
+        payload = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
+        for w in range(workers):
+            proc = subprocess.Popen([sys.executable, "-m", "exchange.transfer.blocks"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, env=env, close_fds=True)
+            self._procs.append(proc)
+            send = Connection(os.dup(proc.stdin.fileno()), readable=False)
+            recv = Connection(os.dup(proc.stdout.fileno()), writable=False)
+            proc.stdin.close()
+            proc.stdout.close()
+            inbox: queue.Queue = queue.Queue()
+            outbox: queue.Queue = queue.Queue()
+            threading.Thread(target=_drain, args=(recv, inbox), daemon=True, name=f"transform-results-{w}").start()
+            threading.Thread(target=_feed, args=(send, outbox, inbox), daemon=True,
+                             name=f"transform-tasks-{w}").start()
+            self._send.append(outbox)
+            self._inbox.append(inbox)
+            self._queued.append(deque())
+            outbox.put(payload)
+
+    def has_room(self) -> bool:
+        return min(len(q) for q in self._queued) < self.depth
+
+    def submit(self, kind: str, *args) -> int:
+        w = min(range(self.workers), key=lambda i: len(self._queued[i]))
+        handle, self._next = self._next, self._next + 1
+        self._send[w].put(pickle.dumps((kind, args), protocol=pickle.HIGHEST_PROTOCOL))
+        self._queued[w].append(handle)
+        self._where[handle] = w
+        return handle
+
+    def _receive(self, w: int, timeout: float) -> bool:
+        try:
+            data = self._inbox[w].get(timeout=timeout)
+        except queue.Empty:
+            return False
+        if data is None:
+            raise WorkerDied("a transform worker exited unexpectedly")
+        handle = self._queued[w].popleft()
+        del self._where[handle]
+        if handle in self._stale:
+            self._stale.discard(handle)
+            return True
+        ok, value = pickle.loads(data)
+        if not ok:
+            raise value
+        self._done[handle] = value
+        return True
+
+    def result(self, handle: int, wait=None):
+        """The task's result; ``wait()`` is called about every 0.2 s while it is not ready."""
+        while handle not in self._done:
+            if not self._receive(self._where[handle], 0.2) and wait is not None:
+                wait()
+        return self._done.pop(handle)
+
+    def discard(self, handle: int) -> None:
+        if handle in self._done:
+            del self._done[handle]
+        elif handle in self._where:
+            self._stale.add(handle)
+
+    def close(self, *, kill: bool = False) -> None:
+        for outbox in self._send:
+            outbox.put(None)  # the feeder closes the pipe: the worker reads EOF and exits
+        for proc in self._procs:
+            if kill:
+                proc.kill()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._procs, self._send = [], []
+
+
+def _feed(send: Connection, outbox: queue.Queue, inbox: queue.Queue) -> None:
+    """Hand tasks to one worker, so that submitting never waits for a busy worker."""
+    try:
+        while (data := outbox.get()) is not None:
+            send.send_bytes(data)
+    except OSError:
+        inbox.put(None)  # the worker is gone: whoever waits for a result learns it
+    finally:
+        with contextlib.suppress(OSError):
+            send.close()
+
+
+def _drain(recv: Connection, inbox: queue.Queue) -> None:
+    try:
+        while True:
+            inbox.put(recv.recv_bytes())
+    except (EOFError, OSError):
+        inbox.put(None)
+    finally:
+        recv.close()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM) in MB."""
+    with open("/proc/self/status") as fh:
+        return int(next(ln for ln in fh if ln.startswith("VmHWM")).split()[1]) / 1024
+
+
+def _worker_main() -> None:
+    recv = Connection(os.dup(0), writable=False)
+    send = Connection(os.dup(1), readable=False)
+    sys.stdout = sys.stderr  # fd 1 carries results only
+    try:
+        spec: BlockSpec = pickle.loads(recv.recv_bytes())
+    except EOFError:
+        return
+    transformer = BlockTransformer(spec)
+    while True:
+        try:
+            kind, args = pickle.loads(recv.recv_bytes())
+        except EOFError:
+            return
+        try:
+            reply = (True, _run_task(transformer, kind, args))
+        except Exception as exc:  # noqa: BLE001 - handed back to the coordinator
+            reply = (False, exc)
+        send.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+if __name__ == "__main__":
+    # Run the imported module's copy, so that results pickle as exchange.transfer.blocks classes.
+    from exchange.transfer.blocks import _worker_main as main
+
+    main()
