@@ -103,8 +103,10 @@ class DatabaseStore(BucketStore):
             else:
                 tokens = conn.execute(select(capped).where(t.c.key == key)).scalar()
                 if tokens is None:
+                    # RETURNING, not rowcount: some drivers report -1 for INSERT … ON CONFLICT
                     granted = conn.execute(self._insert(t).values(key=key, tokens=burst - 1.0, updated=now)
-                                           .on_conflict_do_nothing(index_elements=["key"])).rowcount == 1
+                                           .on_conflict_do_nothing(index_elements=["key"])
+                                           .returning(t.c.key)).first() is not None
                     if not granted:  # another process created it first: take from that row
                         granted = conn.execute(update(t).where(t.c.key == key, capped >= 1.0)
                                                .values(tokens=capped - 1.0, updated=now)).rowcount == 1

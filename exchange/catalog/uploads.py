@@ -31,7 +31,6 @@ from ..identifiers import IDENTIFIER_TYPES
 from ..transfer.csvio import CsvLimits
 
 KNOWN_IDENTIFIERS = IDENTIFIER_TYPES  # defined once, in exchange/identifiers.py
-
 _BLANK_AFTER = re.compile(rb"\n\r?(?=\n)")  # a newline followed by an empty (or lone-CR) line
 # a whole quoted field, "" escapes included (possessive: an unclosed field never matches a prefix)
 _QUOTED_FIELD = re.compile(rb'"[^"]*+(?:""[^"]*+)*+"')

@@ -117,3 +117,39 @@ def test_redis_store_shares_buckets():
     store.reset("k")
     assert other.take("k", 1.0, 3.0) == 0.0
     store.reset("k")
+
+
+def test_database_store_on_postgres():
+    """The shared buckets on PostgreSQL (the scaled deployment): burst, refill, reset."""
+    import uuid
+
+    import pytest
+    from sqlalchemy import create_engine, text
+
+    from exchange.api.ratelimit import DatabaseStore
+    from exchange.db import upgrade
+    from tests.conftest import postgres_url
+
+    url = postgres_url()
+    if url is None:
+        pytest.skip("PostgreSQL not reachable")
+    schema = "rl_" + uuid.uuid4().hex[:8]
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    scoped = url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+    try:
+        upgrade(scoped)
+        engine = create_engine(scoped)
+        now = [1000.0]
+        store = DatabaseStore(engine, clock=lambda: now[0])
+        assert [store.take("k", 1.0, 3.0) for _ in range(4)] == [0.0, 0.0, 0.0, 1.0]
+        now[0] += 1.0
+        assert store.take("k", 1.0, 3.0) == 0.0 and store.take("k", 1.0, 3.0) == 1.0
+        store.reset("k")
+        assert store.take("k", 1.0, 3.0) == 0.0
+        engine.dispose()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
