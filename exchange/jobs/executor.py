@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as ProcessEvent
 from typing import TYPE_CHECKING, Protocol
@@ -114,6 +115,8 @@ class ProcessExecutor:
     """
 
     NICE = 10
+    SIGNAL_TIMEOUT = 2.0  # seconds to set the shared stop event before giving up on it
+    JOIN_TIMEOUT = 15.0  # seconds a child may take to finish its current step after the stop event
 
     def __init__(self, rt: Runtime, workers: int) -> None:
         self.rt, self.workers = rt, max(1, workers)
@@ -139,13 +142,25 @@ class ProcessExecutor:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+        # A child killed while waiting on an event (SIGTERM/SIGKILL to the whole process group, as
+        # systemd and terminals send) leaves the event's condition counting a sleeper that will never
+        # wake, and ``set()`` would then block forever. Signal from a helper thread and, when that
+        # does not finish promptly, terminate the children instead of waiting for them.
+        setter = threading.Thread(target=self._signal_stop, name="executor-stop", daemon=True)
+        setter.start()
+        setter.join(timeout=self.SIGNAL_TIMEOUT)
+        signalled = not setter.is_alive()
+        deadline = time.monotonic() + (self.JOIN_TIMEOUT if signalled else 0.0)
         for proc in self._procs:
-            proc.join(timeout=15)
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.terminate()  # its job's lease lapses and another worker resumes it
+                proc.join(timeout=self.JOIN_TIMEOUT)
         self._procs = []
+
+    def _signal_stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
 
 
 def _process_main(runtime_cls: type[Runtime], config: Config, stop: ProcessEvent, wake: ProcessEvent,

@@ -105,3 +105,35 @@ def test_make_executor_follows_the_configuration(runtime):
     assert isinstance(executor.make_executor(runtime), executor.ThreadExecutor)
     runtime.config.executor = "inline"
     assert isinstance(executor.make_executor(runtime), executor.InlineExecutor)
+
+
+def test_process_workers_stop_promptly_when_a_child_was_killed_first(runtime):
+    """SIGTERM to the whole process group kills children before the parent stops them: a child killed
+    while waiting on the shared event must not make ``stop()`` hang (it used to block in Event.set())."""
+    import os
+    import signal
+    import time
+
+    ex = executor.ProcessExecutor(runtime, 2)
+    ex.start()
+    procs = list(ex._procs)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(p.pid for p in ex._procs):
+            time.sleep(0.05)
+        time.sleep(3)  # both children are in their poll loop, waiting on the wake event
+        victim = ex._procs[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(10)
+        stopper = threading.Thread(target=ex.stop, daemon=True)
+        started = time.monotonic()
+        stopper.start()
+        stopper.join(30)
+        elapsed = time.monotonic() - started
+        assert not stopper.is_alive(), "stop() hung after a child was killed"
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+    assert elapsed < ex.SIGNAL_TIMEOUT + ex.JOIN_TIMEOUT, f"stop took {elapsed:.1f} s"
+    assert not any(p.is_alive() for p in procs) and ex._procs == []
