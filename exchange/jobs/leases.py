@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 from ..models import TERMINAL_STATES, Job, utcnow
 from .budget import claim_order, within_budget
 from .failover import record_takeover
+from .sweep import pid_alive
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -28,16 +29,6 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def release_dead_leases(rt: Runtime) -> int:
     """Expire leases held by processes of this host that no longer exist (after a restart)."""
     host = socket.gethostname()
@@ -46,7 +37,7 @@ def release_dead_leases(rt: Runtime) -> int:
         for job in s.scalars(select(Job).where(Job.lease_owner.is_not(None))):
             h, _, rest = (job.lease_owner or "").partition(":")
             pid = rest.partition(":")[0]
-            if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if h == host and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
                 record_takeover(s, job, job.lease_owner or "", f"a restarted process of {host}", job.heartbeat_at,
                                 rt.config.lease_seconds, reason="is gone (its process no longer exists)")
                 job.lease_owner, job.lease_expires_at = None, None

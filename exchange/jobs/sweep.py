@@ -40,7 +40,8 @@ def work_dir(rt, prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=temp_root(rt)))
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -61,7 +62,7 @@ def sweep_work_dirs(rt) -> int:
         if not entry.is_dir() or name_host != host or not pid.isdigit():
             continue
         mine = int(pid) == os.getpid()
-        if (mine and entry.resolve() not in _made) or (not mine and not _alive(int(pid))):
+        if (mine and entry.resolve() not in _made) or (not mine and not pid_alive(int(pid))):
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
     return removed
