@@ -150,9 +150,10 @@ def test_worker_processes_match_the_reference(tmp_path, block_bytes):
 def test_shared_vectors_through_the_engine(tmp_path):
     """Every normalization vector, each in its own block, through worker processes."""
     import csv
-    from pathlib import Path
 
-    testdata = Path(__file__).resolve().parents[4] / "shared" / "testdata"
+    from tests.conftest import SHARED
+
+    testdata = SHARED / "testdata"
     with open(testdata / "normalization.csv", encoding="utf-8", newline="") as f:
         vectors = [v for v in csv.DictReader(f) if v["kind"] == "email"]
     rules = [{"source": "value", "target": "email_sha256", "transform": ["normalize_email", "sha256"]},
