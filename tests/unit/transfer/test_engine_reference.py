@@ -220,8 +220,8 @@ def test_workers_are_reused_between_transforms_and_never_after_a_failure(tmp_pat
         cut = len(body) * 3 // 4
         with pytest.raises(CsvDataError):  # a failed transform: its workers are stopped, not pooled
             bad = body[:cut] + b"\x00" + body[cut:]
-            run_transform([bad[i:i + 8192] for i in range(0, len(bad), 8192)], gzip=False, rules=RULES, identifier_types=IDS,
-                          out_path=str(tmp_path / "o.csv"), rejects_path=str(tmp_path / "r.csv"),
+            run_transform([bad[i:i + 8192] for i in range(0, len(bad), 8192)], gzip=False, rules=RULES,
+                          identifier_types=IDS, out_path=str(tmp_path / "o.csv"), rejects_path=str(tmp_path / "r.csv"),
                           block_bytes=4096, workers=2)
     finally:
         mp.undo()
