@@ -27,8 +27,6 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import IO
 
-import numpy as np
-
 __all__ = ["PartitionFiles", "bucket_keys", "drop_lines", "later_copies"]
 
 
@@ -42,6 +40,8 @@ def bucket_keys(keys: list[str], positions: Sequence[int] | None, partitions: in
 
     ``positions`` gives each key's staged line in the block (``None``: key ``i`` is on line ``i``).
     The grouping is done by numpy (a stable argsort of the partition numbers), not a loop per key."""
+    import numpy as np  # (imported in the block workers only; a job process does not need it)
+
     n = len(keys)
     if not n:
         return []
@@ -105,6 +105,8 @@ def later_copies(keys_path: str, positions_path: str) -> bytes:
     first = dict(zip(reversed(keys), reversed(positions)))
     if len(first) == len(keys):
         return b""
+    import numpy as np
+
     kept = np.fromiter(first.values(), dtype=np.int64, count=len(first))
     return np.setdiff1d(np.frombuffer(positions, dtype=np.int64), kept, assume_unique=True).tobytes()
 

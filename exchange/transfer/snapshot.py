@@ -29,19 +29,26 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Literal
-
-import duckdb
+from typing import TYPE_CHECKING, Literal
 
 from exchange.errors import CsvDataError, ExchangeError
+
+if TYPE_CHECKING:  # imported where used: a job process that never diffs does not load DuckDB (~0.5 s)
+    import duckdb
 
 MEMORY_LIMIT = "300MB"
 THREADS = 2
 DIGEST_COLUMN = "__aex_digest"
 # DuckDB's hash() is fast (md5 is ~30x slower at 10M rows) but not promised stable across releases;
 # tagging the algorithm with the version turns an upgrade into one full re-send, never a wrong diff.
-DIGEST_ALGORITHM = f"duckdb-hash/{duckdb.__version__}"
+@cache
+def digest_algorithm() -> str:
+    """The row digest's name, versioned by the DuckDB release that computes it."""
+    import duckdb
+
+    return f"duckdb-hash/{duckdb.__version__}"
 SNAPSHOT_FORMAT = "1"
 
 SnapshotMode = Literal["add", "remove", "replace", "sync"]
@@ -166,6 +173,8 @@ def _duckdb(work_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A private in-memory DuckDB, bounded, spilling beside the output; always closed and cleaned."""
     work_dir.mkdir(parents=True, exist_ok=True)
     spill = work_dir / f".duckdb-tmp-{uuid.uuid4().hex}"
+    import duckdb
+
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"SET memory_limit={_lit(MEMORY_LIMIT)}")
@@ -244,7 +253,7 @@ def _read_meta(con: duckdb.DuckDBPyConnection, snapshot: Path, key_columns: Sequ
 
 
 def _digests_comparable(meta: _Meta, header: Sequence[str]) -> bool:
-    return meta.digest == DIGEST_ALGORITHM and meta.columns == list(header)
+    return meta.digest == digest_algorithm() and meta.columns == list(header)
 
 
 def _old_digest(meta: _Meta, header: Sequence[str], prefix: str = "") -> str:
@@ -269,7 +278,7 @@ def build_snapshot(rows_csv: Path, key_columns: list[str], out_path: Path) -> Sn
     header = read_header(rows_csv)
     _require_keys(header, key_columns, rows_csv)
     with _duckdb(out_path.parent) as con:
-        meta = _Meta(list(key_columns), header, DIGEST_ALGORITHM)
+        meta = _Meta(list(key_columns), header, digest_algorithm())
         return _write_snapshot(con, _rows_select(rows_csv, header, key_columns), meta, out_path)
 
 
@@ -411,7 +420,7 @@ def next_snapshot(
     with _duckdb(out_path.parent) as con:
         delivered = _keys_select(delivered_rows_csv, keys)
         if old_snapshot is None:  # removing from nothing leaves nothing
-            return _write_snapshot(con, _empty_select(keys), _Meta(keys, keys, DIGEST_ALGORITHM), out_path)
+            return _write_snapshot(con, _empty_select(keys), _Meta(keys, keys, digest_algorithm()), out_path)
         meta = _read_meta(con, old_snapshot, keys)
         if mode == "remove":
             select = _old_rows(old_snapshot, keys, _ident(DIGEST_COLUMN), delivered)
@@ -423,7 +432,7 @@ def next_snapshot(
             f"{_rows_select(delivered_rows_csv, header, keys)} UNION ALL "
             f"{_old_rows(old_snapshot, keys, old_digest, delivered)}"
         )
-        return _write_snapshot(con, select, _Meta(keys, header, DIGEST_ALGORITHM), out_path)
+        return _write_snapshot(con, select, _Meta(keys, header, digest_algorithm()), out_path)
 
 
 def snapshot_after_failure(
@@ -441,7 +450,7 @@ def snapshot_after_failure(
     """
     keys = list(key_columns)
     with _duckdb(out_path.parent) as con:
-        meta = _read_meta(con, old_snapshot, keys) if old_snapshot else _Meta(keys, keys, DIGEST_ALGORITHM)
+        meta = _read_meta(con, old_snapshot, keys) if old_snapshot else _Meta(keys, keys, digest_algorithm())
         old = _parquet(old_snapshot) if old_snapshot else f"({_empty_select(keys)})"
         if not attempted_csvs:
             return _write_snapshot(con, f"SELECT * FROM {old}", meta, out_path)
