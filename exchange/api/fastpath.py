@@ -7,8 +7,9 @@ of the Flask app, answers the common case itself and hands *everything else* to 
 - only ``GET /v1/jobs/<32 hex>`` without a query string or body, with ``Authorization: Bearer …``;
 - only a key this process authenticated within ``EXCHANGE_API_KEY_CACHE_SECONDS`` (the key cache of
   :mod:`exchange.auth.keys`) and of account scope;
-- only when the per-key rate limit grants a token (a refusal takes no token, so the app then answers
-  the 429 exactly as before);
+- only when this process holds a leased rate-limit token for the key (``RateLimiter.try_hit``: the
+  default database store; when the lease is spent, the app takes the next lease or answers the 429
+  exactly as before; with the Redis or memory store every call goes through the app);
 - only when the job exists in the key's account.
 
 The answer is the one the app gives: the same ``JobSchema`` dump, the same JSON encoding, the same

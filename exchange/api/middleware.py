@@ -115,8 +115,9 @@ def _authenticate() -> None:
         # counted only on failure, so a valid key is never refused for what others sent
         limiter.failed_auth(addr, _key_prefix(token.strip()))
         raise
-    if session.dirty:
-        session.commit()  # persist last_used_at (written at most every 30 s per key)
+    # persist last_used_at (at most every 30 s per key) and, above all, give the connection back before
+    # the rate limit takes one: a thread holding two connections at once can exhaust the pool
+    session.commit()
     limiter.hit(f"key:{g.principal.key_id}")
 
 
