@@ -12,7 +12,7 @@ them, first occurrence first). Across blocks:
 3. :func:`later_copies` reads one partition at a time and returns the positions of every copy of
    a key that is not its first occurrence; the partitions are independent, so they are resolved
    in parallel by the block workers.
-4. :func:`copy_without` removes those records while copying the staging file to the output.
+4. :func:`drop_lines` removes those records, block by block, rewriting the staging file in place.
 
 Keys are compared in full (escaped only so that one key is one line), never through a truncated
 hash. Partitioning uses Python's ``hash``, so every process of one transform must share one hash
@@ -23,35 +23,45 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterable, Iterator
-from itertools import islice
+from collections.abc import Sequence
+from operator import itemgetter
 from typing import IO
 
-__all__ = ["PartitionFiles", "bucket_keys", "copy_without", "later_copies"]
+import numpy as np
+
+__all__ = ["PartitionFiles", "bucket_keys", "drop_lines", "later_copies"]
 
 
 def _escape(key: str) -> str:
     return key.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-def bucket_keys(keys: list[str], positions: Iterable[int], partitions: int, block: int
+def bucket_keys(keys: list[str], positions: Sequence[int] | None, partitions: int, block: int
                 ) -> list[tuple[int, bytes, bytes]]:
-    """``(partition, keys as lines, positions as int64)`` for every non-empty partition."""
-    buckets: list[list[str]] = [[] for _ in range(partitions)]
-    places: list[array] = [array("q") for _ in range(partitions)]
-    base = block << 32
-    for key, pos in zip(keys, positions):
-        b = hash(key) % partitions
-        buckets[b].append(key)
-        places[b].append(base | pos)
+    """``(partition, keys as lines, positions as int64)`` for every non-empty partition.
+
+    ``positions`` gives each key's staged line in the block (``None``: key ``i`` is on line ``i``).
+    The grouping is done by numpy (a stable argsort of the partition numbers), not a loop per key."""
+    n = len(keys)
+    if not n:
+        return []
+    part = np.fromiter(map(hash, keys), dtype=np.int64, count=n) % partitions
+    order = np.argsort(part, kind="stable")
+    counts = np.bincount(part, minlength=partitions)
+    place = (order if positions is None else np.asarray(positions, dtype=np.int64)[order]) | (block << 32)
+    place = place.astype(np.int64)
+    grouped = [keys[order[0]]] if n == 1 else list(itemgetter(*order.tolist())(keys))
     out = []
-    for b, (bucket, place) in enumerate(zip(buckets, places)):
-        if not bucket:
+    start = 0
+    for b, count in enumerate(counts.tolist()):
+        if not count:
             continue
+        bucket = grouped[start:start + count]
         text = "\n".join(bucket) + "\n"
-        if "\\" in text or text.count("\n") != len(bucket):
+        if "\\" in text or text.count("\n") != count:
             text = "\n".join(map(_escape, bucket)) + "\n"
-        out.append((b, text.encode("utf-8", "surrogatepass"), place.tobytes()))
+        out.append((b, text.encode("utf-8", "surrogatepass"), place[start:start + count].tobytes()))
+        start += count
     return out
 
 
@@ -95,18 +105,16 @@ def later_copies(keys_path: str, positions_path: str) -> bytes:
     first = dict(zip(reversed(keys), reversed(positions)))
     if len(first) == len(keys):
         return b""
-    keep = set(first.values())
-    return array("q", (p for p in positions if p not in keep)).tobytes()
+    kept = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    return np.setdiff1d(np.frombuffer(positions, dtype=np.int64), kept, assume_unique=True).tobytes()
 
 
-def copy_without(src: IO[bytes], dst: IO[bytes], drops: Iterator[int], multi: dict[int, int]) -> None:
-    """Copy lines from ``src`` to ``dst`` except the records starting at the ``drops`` line numbers
-    (0-based, ascending; ``multi`` gives the line count of records spanning several lines)."""
-    position = 0
+def drop_lines(data: bytes, first_line: int, drops: Sequence[int], multi: dict[int, int]) -> bytes:
+    """``data`` (whole lines, from line ``first_line`` on) without the records starting at the
+    ``drops`` line numbers; ``multi`` gives the line count of records spanning several lines."""
+    lines: list[bytes | None] = list(data.split(b"\n"))
     for drop in drops:
-        dst.writelines(islice(src, drop - position))
-        skip = multi.get(drop, 1)
-        for _ in islice(src, skip):
-            pass
-        position = drop + skip
-    dst.writelines(src)
+        start = drop - first_line
+        for k in range(start, start + multi.get(drop, 1)):
+            lines[k] = None
+    return b"\n".join([line for line in lines if line is not None])
