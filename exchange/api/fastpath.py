@@ -91,10 +91,13 @@ class StatusFastPath:
         limiter = self.app.extensions.get("exchange.ratelimit")
         if limiter is None or not limiter.try_hit(f"key:{principal.key_id}"):
             return None
-        with self.runtime.db.engine.connect() as conn:
-            row = conn.execute(_QUERY, {"job_id": job_id, "account_id": principal.account_id}).first()
+        try:
+            with self.runtime.db.engine.connect() as conn:
+                row = conn.execute(_QUERY, {"job_id": job_id, "account_id": principal.account_id}).first()
+        except Exception:  # noqa: BLE001 - e.g. the database unavailable: the app answers (503), as ever
+            row = None
         if row is None:
-            limiter.give_back(f"key:{principal.key_id}")  # the app takes its own token for the 404
+            limiter.give_back(f"key:{principal.key_id}")  # the app takes its own token for the 404 (or 503)
             return None
         environ["exchange.fast_account"] = principal.account_id
         return (self.app.json.dumps(self.schema.dump(row), **self.dump_args) + "\n").encode()
