@@ -217,9 +217,19 @@ def _run_pair(api: _Api, ex, pair: str, setup: dict, source: Path, rows: int) ->
     phases = _phases(api, job_id)
     peak, who = sampler.stop()
     return {"wall": wall, "state": job["state"], "counts": job.get("counts", {}), "rss": peak, "who": who,
+            "pickup": _pickup(api, job_id),
             "p99": pollers.p99_ms() if pollers else float("nan"), "errors": len(pollers.errors) if pollers else 0,
             "calls": len(pollers.latencies) if pollers else 0, "phases": phases,
             "load": (load_before, os.getloadavg()[0])}
+
+
+def _pickup(api: _Api, job_id: str) -> float:
+    """Seconds from the job's ``queued`` event to its ``fetching`` event (how long it waited for a worker)."""
+    from datetime import datetime
+
+    at = {e["state"]: datetime.fromisoformat(e["at"]) for e in reversed(api.get(f"/v1/jobs/{job_id}/events")["items"])
+          if e.get("kind") == "state"}
+    return (at["fetching"] - at["queued"]).total_seconds() if {"queued", "fetching"} <= at.keys() else float("nan")
 
 
 _PHASES = (("queued", "pickup"), ("fetching", "fetch"), ("mapping", "transform"), ("plan", "plan"),
@@ -303,6 +313,8 @@ def _measure(sizes: list[int]) -> list[dict]:
                          "unit": "MB", "target": f"<= 300 ({r['who']})"},
                         {"benchmark": name, "metric": f"status p99, {POLLERS} pollers", "value": round(r["p99"], 2),
                          "unit": "ms", "target": f"<= 25; {r['calls']} calls, {r['errors']} errors"},
+                        {"benchmark": name, "metric": "queued -> fetching", "value": round(r["pickup"], 3),
+                         "unit": "s", "target": "<= 0.2 (job events)"},
                         {"benchmark": name, "metric": "load average 1 min", "value": round(r["load"][1], 2),
                          "unit": "", "target": f"before {r['load'][0]:.2f} (2 cores, shared)"},
                     ]

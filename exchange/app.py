@@ -112,6 +112,11 @@ def create_app(config: Config | None = None, *, runtime: Runtime | None = None,
 
         log_requests(app)
 
+    if config.api_status_fast_path:
+        from .api.fastpath import StatusFastPath
+
+        app.wsgi_app = StatusFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+
     if start_background:
         runtime.start_background()
     return app

@@ -39,6 +39,12 @@ class Config:
     # only); default: redis when broker_url is redis://, else database
     rate_limit_store: str = ""
     rate_limit_redis_url: str = ""  # Redis for the rate-limit buckets; default: broker_url
+    # a web process reuses an API key it authenticated this many seconds ago without a query (0: off);
+    # a key revoked or deleted through another process keeps working there for at most this long
+    api_key_cache_seconds: float = 5.0
+    # GET /v1/jobs/{id} by a cached key is answered in front of Flask (same body and headers; see
+    # exchange/api/fastpath.py); false: every call goes through the full app
+    api_status_fast_path: bool = True
     failed_auth_limit: int = 20  # failed API authentications per address and per key prefix per window (then 429)
     failed_auth_window_seconds: int = 60  # the failed-authentication window; valid keys are never refused
     login_attempts: int = 10  # web sign-in attempts per account and address per window (then 429 with the wait)
@@ -46,6 +52,9 @@ class Config:
     # --- jobs ------------------------------------------------------------------------------
     executor: str = "process"  # process (child processes) | thread | celery | inline
     workers: int = 4  # job workers of the embedded executor; unused with celery (use --concurrency)
+    # idle job workers look for runnable jobs this often; a job queued by any process of this host
+    # (web worker, scheduler) wakes them at once over a UNIX socket in EXCHANGE_VAR_DIR/run/wake
+    job_poll_seconds: float = 0.5
     broker_url: str = ""  # Celery broker, redis://host:6379/0 or amqp://user:pass@host:5672//
     scheduler: bool = True  # run the scheduler in this process's runner (one leader is elected)
     catalog_refresh_seconds: int = 3600  # PULL producers' catalogs are re-read this often

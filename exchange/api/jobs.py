@@ -30,7 +30,7 @@ class JobById(MethodView):
     @blp.response(200, JobSchema)
     def get(self, job_id):
         """Get a job's state, counts, timings and error."""
-        return service.get_job(db(), control_plane().account_id, job_id)
+        return service.job_status(db(), control_plane().account_id, job_id)
 
 
 @blp.route("/<job_id>/events")

@@ -108,13 +108,16 @@ def _authenticate() -> None:
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Malformed Authorization header: expected 'Bearer <API key>'.")
-        g.principal = authenticate(db(), token.strip())
+        session = db()
+        g.principal = authenticate(session, token.strip(), cache_seconds=runtime().config.api_key_cache_seconds)
     except Unauthorized:
         db().rollback()
         # counted only on failure, so a valid key is never refused for what others sent
         limiter.failed_auth(addr, _key_prefix(token.strip()))
         raise
-    db().commit()  # persist last_used_at
+    # persist last_used_at (at most every 30 s per key) and, above all, give the connection back before
+    # the rate limit takes one: a thread holding two connections at once can exhaust the pool
+    session.commit()
     limiter.hit(f"key:{g.principal.key_id}")
 
 

@@ -10,6 +10,14 @@ gunicorn workers or hosts serve the API:
 - ``database`` — one conditional ``UPDATE`` per take on the ``rate_buckets`` table (the default);
 - ``memory`` — this process only (tests, single-process tools).
 
+A per-key request limit on the ``database`` store does not write a row per request: a web process
+takes a few tokens at once (a *lease*: what it expects to need in the next ``LEASE_SECONDS``, at most
+``LEASE_SHARE`` of the burst and ``LEASE_MAX``) and spends them locally. Nothing is granted that was
+not taken from the shared bucket, so the limit is never exceeded; tokens a process leased and did not
+use within ``LEASE_TTL`` are dropped, so near the limit a key may be refused up to that many tokens
+early. A quiet key leases one token at a time (exactly as without leases); a busy one (a status
+poller) costs one ``UPDATE`` per lease instead of one per request.
+
 Failed authentication is throttled *after* the key was checked: a valid key is never refused
 because others failed from the same address (a NAT, a proxy) or guessed at the same key prefix.
 Failures are counted per address and per key prefix; once either bucket is empty further failures
@@ -35,6 +43,11 @@ FAILED_AUTH_LIMIT = 20  # failed authentications per address (and per key prefix
 FAILED_AUTH_WINDOW = 60.0  # ... per this many seconds; then 429 for further failures
 MAX_TRACKED = 100_000  # memory store: oldest entries are dropped first
 STALE_AFTER = 3600.0  # database store: rows untouched this long are swept now and then
+LEASE_SECONDS = 0.1  # a web process leases the tokens it expects a key to need this long ...
+LEASE_SHARE = 0.05  # ... at most this share of the key's burst (below 20 tokens of burst: one at a time) ...
+LEASE_MAX = 100  # ... and at most this many at once
+LEASE_TTL = 1.0  # leased tokens not used this long are dropped (a refill replaces them)
+MAX_LEASES = 10_000  # leases kept per process; the oldest are dropped first
 
 
 class BucketStore:
@@ -119,6 +132,22 @@ class DatabaseStore(BucketStore):
             return 0.0
         return max(0.01, (1.0 - float(tokens or 0.0)) / rate)
 
+    def take_many(self, key: str, rate: float, burst: float, want: int) -> tuple[int, float]:
+        """Take ``want`` tokens at once when the bucket holds them, else one as :meth:`take` does.
+
+        Returns (tokens granted, 0.0) or (0, seconds until one is back)."""
+        if want > 1:
+            now = self.clock()
+            t = RateBucket.__table__
+            refilled = t.c.tokens + (now - t.c.updated) * rate
+            capped = case((refilled > burst, burst), else_=refilled)
+            with self.engine.begin() as conn:
+                if conn.execute(update(t).where(t.c.key == key, capped >= float(want))
+                                .values(tokens=capped - float(want), updated=now)).rowcount == 1:
+                    return want, 0.0
+        wait = self.take(key, rate, burst)
+        return (0, wait) if wait > 0 else (1, 0.0)
+
     def reset(self, key: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(RateBucket.__table__).where(RateBucket.__table__.c.key == key))
@@ -165,6 +194,13 @@ def open_store(config, engine) -> BucketStore:
     return DatabaseStore(engine)
 
 
+@dataclass
+class _Lease:
+    size: int  # tokens taken from the shared bucket last time
+    left: int  # of which not spent yet
+    at: float  # when (monotonic)
+
+
 class RateLimiter:
     def __init__(self, per_minute: int, *, store: BucketStore | None = None, clock=time.monotonic,
                  failed_auth_limit: int = FAILED_AUTH_LIMIT, failed_auth_window: float = FAILED_AUTH_WINDOW):
@@ -173,6 +209,9 @@ class RateLimiter:
         self.store = store or MemoryStore(clock)
         self.fail_burst = float(max(1, failed_auth_limit))
         self.fail_rate = self.fail_burst / max(1.0, failed_auth_window)
+        self._leases: dict[str, _Lease] = {}
+        self._lease_lock = threading.Lock()
+        self._lease_cap = max(1, min(LEASE_MAX, int(self.burst * LEASE_SHARE)))
 
     def _take(self, key: str, rate: float, burst: float) -> float:
         try:
@@ -189,9 +228,59 @@ class RateLimiter:
         """Take one token for ``key`` or raise RateLimited."""
         if self.rate <= 0:
             return
-        wait = self._take(f"req:{key}", self.rate, self.burst)
+        if isinstance(self.store, DatabaseStore):
+            wait = self._take_leased(f"req:{key}")
+        else:
+            wait = self._take(f"req:{key}", self.rate, self.burst)
         if wait > 0:
             raise RateLimited(f"Too many requests for this API key; retry in {wait:.1f}s.", retry_after=wait)
+
+    def _take_leased(self, key: str) -> float:
+        """One token for ``key`` from this process' lease; a new lease from the store when it is spent."""
+        now = time.monotonic()
+        with self._lease_lock:
+            lease = self._leases.get(key)
+            if lease is not None and lease.left > 0 and now - lease.at < LEASE_TTL:
+                lease.left -= 1
+                return 0.0
+            want = 1
+            if lease is not None and self._lease_cap > 1:  # what the last lease lasted tells the demand
+                used = lease.size - lease.left
+                want = int(used / max(now - lease.at, 1e-3) * LEASE_SECONDS)
+            want = max(1, min(self._lease_cap, want))
+        store: DatabaseStore = self.store  # type: ignore[assignment]
+        try:
+            granted, wait = store.take_many(key, self.rate, self.burst, want)
+        except Exception as exc:  # noqa: BLE001 - the store is unreachable: let the request through (as _take)
+            log.warning("rate limit store unavailable (%s); not limiting %s", type(exc).__name__, key.split(":")[0])
+            return 0.0
+        with self._lease_lock:
+            if len(self._leases) >= MAX_LEASES and key not in self._leases:
+                self._leases.pop(next(iter(self._leases)))
+            self._leases[key] = _Lease(size=granted, left=max(0, granted - 1), at=now)
+        return wait
+
+    def try_hit(self, key: str) -> bool:
+        """Take one token for ``key`` from this process' lease only (no store call): False when there is
+        none left, and then :meth:`hit` must decide. Used by the status fast path (``fastpath.py``)."""
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        with self._lease_lock:
+            lease = self._leases.get(f"req:{key}")
+            if lease is None or lease.left <= 0 or now - lease.at >= LEASE_TTL:
+                return False
+            lease.left -= 1
+            return True
+
+    def give_back(self, key: str) -> None:
+        """Return a token :meth:`try_hit` took (the request went on to the full path after all)."""
+        if self.rate <= 0:
+            return
+        with self._lease_lock:
+            lease = self._leases.get(f"req:{key}")
+            if lease is not None:
+                lease.left += 1
 
     def failed_auth(self, addr: str, key_prefix: str | None = None) -> None:
         """Count a failed authentication; raise RateLimited once the address or the prefix is over."""

@@ -8,6 +8,7 @@ from ..catalog.endpoints import endpoint_view
 from ..catalog.storage import blob_prefixes
 from ..models import Account, ApiKey, Audience, AuditEntry, Delivery, Endpoint, Job, Share, User
 from ..shares.service import share_view
+from .keys import key_cache
 
 
 def _rows(session: Session, model, account_id: str, columns: list[str]) -> list[dict]:
@@ -59,4 +60,5 @@ def erase_account(rt, account_id: str) -> dict:
             ("shares", s.scalars(select(Share.id).where(Share.account_id == account_id)).all()),
             ("jobs", s.scalars(select(Job.id).where(Job.account_id == account_id)).all()))}
         s.delete(account)
+    key_cache.forget(account_id=account_id)
     return {**counts, "blobs": deleted}

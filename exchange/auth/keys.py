@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -57,8 +60,68 @@ def issue_key(session: Session, account_id: str, *, scope: str = "account", name
     return key, f"{KEY_PREFIX}_{prefix}_{secret}"
 
 
-def authenticate(session: Session, token: str) -> Principal:
-    """Resolve a bearer token to a principal, or raise Unauthorized (same message for every failure)."""
+class _KeyCache:
+    """Tokens this process authenticated recently → their principal, for a bounded time.
+
+    A status poller calls several times a second with the same key; without this every call looked
+    the key up (and every 30 s wrote ``last_used_at``). Entries live ``ttl`` seconds
+    (``EXCHANGE_API_KEY_CACHE_SECONDS``), so a key revoked, or deleted with its endpoint or account,
+    through *another* process stops working within that time; in the process that revoked it, at once
+    (``forget``). Only successful authentications are cached, keyed by the token's SHA-256 (the
+    plaintext is never kept), at most ``size`` entries (oldest dropped first).
+    """
+
+    def __init__(self, size: int = 10_000, clock=time.monotonic) -> None:
+        self.size, self.clock = size, clock
+        self._items: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> Principal | None:
+        with self._lock:
+            item = self._items.get(digest)
+            if item is None:
+                return None
+            if item[1] <= self.clock():
+                del self._items[digest]
+                return None
+            return item[0]
+
+    def put(self, digest: str, principal: Principal, ttl: float) -> None:
+        with self._lock:
+            self._items[digest] = (principal, self.clock() + ttl)
+            self._items.move_to_end(digest)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def forget(self, *, key_id: str | None = None, account_id: str | None = None,
+               endpoint_id: str | None = None) -> None:
+        """Drop the entries of a key, of an account's keys or of an endpoint's keys."""
+        with self._lock:
+            for digest, (p, _) in list(self._items.items()):
+                if ((key_id is not None and p.key_id == key_id)
+                        or (account_id is not None and p.account_id == account_id)
+                        or (endpoint_id is not None and p.endpoint_id == endpoint_id)):
+                    del self._items[digest]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+key_cache = _KeyCache()
+
+
+def authenticate(session: Session, token: str, *, cache_seconds: float = 0.0) -> Principal:
+    """Resolve a bearer token to a principal, or raise Unauthorized (same message for every failure).
+
+    With ``cache_seconds`` > 0 a token authenticated that recently by this process is answered from
+    :data:`key_cache` without a query (see :class:`_KeyCache` for what that means for revocation)."""
+    digest = ""
+    if cache_seconds > 0:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        cached = key_cache.get(digest)
+        if cached is not None:
+            return cached
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
         raise Unauthorized("The API key is malformed.")
@@ -70,8 +133,11 @@ def authenticate(session: Session, token: str) -> Principal:
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_GRANULARITY:
         key.last_used_at = now
-    return Principal(account_id=key.account_id, scope=key.scope, key_id=key.id, key_prefix=key.prefix,
-                     endpoint_id=key.endpoint_id)
+    principal = Principal(account_id=key.account_id, scope=key.scope, key_id=key.id, key_prefix=key.prefix,
+                          endpoint_id=key.endpoint_id)
+    if digest:
+        key_cache.put(digest, principal, cache_seconds)
+    return principal
 
 
 def list_keys(session: Session, account_id: str) -> list[ApiKey]:
@@ -90,6 +156,7 @@ def revoke_key(session: Session, account_id: str, key_id: str) -> ApiKey:
     key = get_key(session, account_id, key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+    key_cache.forget(key_id=key.id)
     return key
 
 

@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..auth.keys import issue_key
+from ..auth.keys import issue_key, key_cache
 from ..errors import NotFound, UnsafeUrl, ValidationFailed
 from ..models import Endpoint
 from ..net import generate_webhook_secret
@@ -180,6 +180,7 @@ def delete_endpoint(rt: Runtime, session: Session, account_id: str, endpoint_id:
     for prefix in blob_prefixes(session, endpoint_id=ep.id):
         rt.blobs.delete_prefix(prefix)
     session.delete(ep)
+    key_cache.forget(endpoint_id=ep.id)  # its keys go with it (this process at once, others within the TTL)
 
 
 def credential(rt: Runtime, ep: Endpoint) -> str | None:

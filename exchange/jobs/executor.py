@@ -20,6 +20,7 @@ from ..logging_setup import log_context
 from ..webhooks.dispatcher import dispatch_due
 from .leases import RUNNABLE, claim_next, release_dead_leases, renew_lease, worker_id
 from .runner import run_job
+from .wakeup import WakeListener, notify, wake_dir
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -47,6 +48,7 @@ class ThreadExecutor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._listener: WakeListener | None = None
         self.owner_base = worker_id()
 
     def start(self) -> None:
@@ -54,28 +56,39 @@ class ThreadExecutor:
             return
         release_dead_leases(self.rt)
         self._stop.clear()
+        self._listen()
         for i in range(self.workers):
             t = threading.Thread(target=self._loop, args=(f"{self.owner_base}:{i}",), daemon=True,
                                  name=f"exchange-worker-{i}")
             t.start()
             self._threads.append(t)
 
+    def _listen(self) -> None:
+        """Wakes sent by other processes of this host (the web workers) cut our workers' wait short."""
+        listener = WakeListener(wake_dir(self.rt.config.var_dir), self._wake.set)
+        if listener.start():
+            self._listener = listener
+
     def wake(self) -> None:
         self._wake.set()
+        notify(wake_dir(self.rt.config.var_dir))  # and the job workers of the other processes here
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
         for t in self._threads:
             t.join(timeout=10)
         self._threads = []
 
     def _loop(self, owner: str) -> None:
-        work_loop(self.rt, owner, self._stop, self._wake)
+        work_loop(self.rt, owner, self._stop, self._wake, poll=self.rt.config.job_poll_seconds)
 
 
 def work_loop(rt: Runtime, owner: str, stop: threading.Event | ProcessEvent,
-              wake: threading.Event | ProcessEvent, poll: float = 1.0) -> None:
+              wake: threading.Event | ProcessEvent, poll: float = 0.5) -> None:
     """Claim and run jobs until ``stop`` is set; ``wake`` cuts the wait between polls short."""
     while not stop.is_set():
         try:
@@ -111,7 +124,8 @@ class ProcessExecutor:
     Transforms are CPU-bound Python; in the web process they would hold the GIL and stall API
     requests (status polls waited ~1 s under 20 running jobs). Children own their own runtime and
     claim jobs from the database exactly like threads do; ``wake()`` signals them through a shared
-    event, and they poll twice a second anyway.
+    event (set also by the wake socket other processes notify, ``wakeup.py``), and they poll every
+    ``job_poll_seconds`` anyway.
     """
 
     NICE = 10
@@ -124,12 +138,16 @@ class ProcessExecutor:
         self._stop = self._ctx.Event()
         self._wake = self._ctx.Event()
         self._procs: list[BaseProcess] = []
+        self._listener: WakeListener | None = None
 
     def start(self) -> None:
         if self._procs:
             return
         release_dead_leases(self.rt)
         self._stop.clear()
+        listener = WakeListener(wake_dir(self.rt.config.var_dir), self._wake.set)
+        if listener.start():
+            self._listener = listener
         for i in range(self.workers):
             # the child builds its own runtime of the same class (the composition root passes itself down)
             proc = self._ctx.Process(target=_process_main,
@@ -139,9 +157,14 @@ class ProcessExecutor:
             self._procs.append(proc)
 
     def wake(self) -> None:
-        self._wake.set()
+        if self._procs:
+            self._wake.set()
+        notify(wake_dir(self.rt.config.var_dir))  # the runner's children when this is a web worker
 
     def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
         # A child killed while waiting on an event (SIGTERM/SIGKILL to the whole process group, as
         # systemd and terminals send) leaves the event's condition counting a sleeper that will never
         # wake, and ``set()`` would then block forever. Signal from a helper thread and, when that
@@ -172,7 +195,7 @@ def _process_main(runtime_cls: type[Runtime], config: Config, stop: ProcessEvent
         pass
     rt = runtime_cls(config)
     try:
-        work_loop(rt, f"{worker_id()}:{index}", stop, wake, poll=0.5)
+        work_loop(rt, f"{worker_id()}:{index}", stop, wake, poll=config.job_poll_seconds)
     finally:
         rt.db.dispose()
 

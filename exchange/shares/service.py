@@ -190,6 +190,18 @@ def get_job(session: Session, account_id: str, job_id: str) -> Job:
     return job
 
 
+def job_status(session: Session, account_id: str, job_id: str) -> Any:
+    """The job as ``GET /v1/jobs/{id}`` shows it: one row by a Core query, read-only.
+
+    The status route is polled hard while jobs run; a plain row (its columns as attributes, JSON and
+    timestamps decoded as the ORM does) skips the identity map and instance state of ``get_job``."""
+    t = Job.__table__
+    row = session.execute(select(t).where(t.c.id == job_id, t.c.account_id == account_id)).first()
+    if row is None:
+        raise NotFound("No such job.")
+    return row
+
+
 def list_jobs(session: Session, account_id: str, *, share_id: str | None = None, state: str | None = None,
               since: datetime | None = None, until: datetime | None = None, page: int = 1,
               page_size: int = 50) -> tuple[list[Job], int]:

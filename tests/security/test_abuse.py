@@ -153,3 +153,49 @@ def test_database_store_on_postgres():
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+def test_leased_tokens_cut_bucket_writes_and_never_exceed_the_limit(runtime, monkeypatch):
+    """Two web processes polling hard with one key: a bucket UPDATE per lease, not per request, and
+    together they are granted no more than the bucket holds (at most a lease each less)."""
+    from sqlalchemy import event
+
+    from exchange.api import ratelimit
+    from exchange.api.ratelimit import DatabaseStore
+
+    monkeypatch.setattr(ratelimit, "LEASE_SECONDS", 10.0)  # steady leases however slow the machine
+    writes = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("UPDATE RATE_BUCKETS"):
+            writes.append(statement)
+    event.listen(runtime.db.engine, "before_cursor_execute", count)
+    limiters = [RateLimiter(6000, store=DatabaseStore(runtime.db.engine, clock=lambda: 1000.0)) for _ in range(2)]
+    burst, cap = limiters[0].burst, limiters[0]._lease_cap
+    assert burst == 1000 and 1 < cap <= 100
+    granted, refused = 0, [False, False]
+    while not all(refused):
+        for i, limiter in enumerate(limiters):
+            if refused[i]:
+                continue
+            try:
+                limiter.hit("k")
+                granted += 1
+            except RateLimited as exc:
+                assert exc.retry_after > 0
+                refused[i] = True
+    assert burst - 2 * cap <= granted <= burst
+    assert len(writes) < granted / 5
+
+
+def test_database_store_takes_many_only_when_the_bucket_holds_them(runtime):
+    from exchange.api.ratelimit import DatabaseStore
+
+    now = [1000.0]
+    store = DatabaseStore(runtime.db.engine, clock=lambda: now[0])
+    assert store.take_many("k", 1.0, 10.0, 4) == (1, 0.0)  # a new bucket: one, as take() does
+    assert store.take_many("k", 1.0, 10.0, 4) == (4, 0.0)
+    assert store.take_many("k", 1.0, 10.0, 6) == (1, 0.0)  # 6 asked, 5 left: one at a time
+    assert [store.take_many("k", 1.0, 10.0, 1)[0] for _ in range(5)] == [1, 1, 1, 1, 0]
+    now[0] += 2.0
+    assert store.take_many("k", 1.0, 10.0, 3) == (1, 0.0)

@@ -27,7 +27,7 @@ ENGINE = [
     "executor", "celery_executor", "runner", "phases",
     "delivery.push", "delivery.pull", "delivery.adapter", "delivery.acks", "delivery.finish", "delivery",
     "retention", "context", "destination", "leases", "budget", "sweep", "failover", "states", "observe",
-    "progress",
+    "progress", "wakeup",
 ]
 
 
