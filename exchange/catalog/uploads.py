@@ -145,13 +145,15 @@ def _check_lines(stats: UploadStats, chunk: bytes) -> None:
         _line_too_long(stats, stats._lines + chunk.count(b"\n") + 1)
 
 
-def _records_outside(stats: UploadStats, seg: bytes) -> None:
-    """Count the records that end in ``seg`` (outside quotes): newlines that end a non-blank line."""
+def _records_outside(stats: UploadStats, seg: bytes) -> int:
+    """Count the records that end in ``seg`` (outside quotes): newlines that end a non-blank line.
+
+    Returns the number of newlines in ``seg``."""
     n = seg.count(b"\n")
     if not n:
         if seg.strip(b"\r"):
             stats._line_blank = False
-        return
+        return 0
     first = seg.find(b"\n")
     blanks = len(_BLANK_AFTER.findall(seg))
     if stats._line_blank and not seg[:first].strip(b"\r"):
@@ -159,6 +161,7 @@ def _records_outside(stats: UploadStats, seg: bytes) -> None:
     stats.records += n - blanks
     tail = seg[seg.rfind(b"\n") + 1:]
     stats._line_blank = not tail.strip(b"\r")
+    return n
 
 
 def _scan(stats: UploadStats, chunk: bytes) -> None:
@@ -183,7 +186,7 @@ def _scan(stats: UploadStats, chunk: bytes) -> None:
 def _scan_exact(stats: UploadStats, chunk: bytes, limit: int) -> None:
     """Quote by quote: quoted fields that span chunks, escapes split between chunks."""
     parts = chunk.split(b'"') if b'"' in chunk else [chunk]
-    offset, opened = 0, -1
+    offset, opened, outside_lines = 0, -1, 0
     for i, part in enumerate(parts):
         if i:
             previous = parts[i - 1]
@@ -207,11 +210,12 @@ def _scan_exact(stats: UploadStats, chunk: bytes, limit: int) -> None:
                 raise CsvDataError(f"The quoted field starting on line {stats._quote_line} runs for more than "
                                    f"{limit} bytes: an unterminated quote?")
         else:
-            _records_outside(stats, part)
+            outside_lines += _records_outside(stats, part)
         offset += len(part)
     if stats._in_quotes:
         _note_quote_line(stats, chunk, opened)
-    stats._lines += chunk.count(b"\n")
+    # without quotes the one part is the chunk, its newlines counted already
+    stats._lines += outside_lines if len(parts) == 1 and not stats._in_quotes else chunk.count(b"\n")
     stats._prev = chunk[-1:]
 
 
@@ -232,7 +236,7 @@ def _scan_quoted_fast(stats: UploadStats, chunk: bytes, limit: int) -> bool:
     at_field_start = rest.count(b",\x00") + rest.count(b"\n\x00") + rest.startswith(b"\x00")
     if fields != at_field_start or b'"' in rest:
         return False
-    _records_outside(stats, rest)
+    _records_outside(stats, rest)  # (rest has fewer newlines than chunk: quoted ones are gone)
     stats._just_closed = False
     stats._lines += chunk.count(b"\n")
     stats._prev = chunk[-1:]
