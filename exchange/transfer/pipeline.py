@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from exchange.errors import CsvDataError, ExchangeError, ValidationFailed
-from exchange.transfer.blocks import BlockResult, BlockSpec, InlineRunner, ProcessRunner
+from exchange.transfer.blocks import BlockResult, BlockSpec, InlineRunner, ProcessRunner, default_workers
 from exchange.transfer.csvio import CsvLimits, CsvStream, _ByteSource, format_row
 from exchange.transfer.dedupe import PartitionFiles, copy_without
 from exchange.transfer.mapping import MappingRule, compile_mapping
@@ -77,10 +77,6 @@ def exceeds_threshold(result: TransformResult, threshold: float) -> bool:
     """True when the share of rejected rows is above ``threshold`` (0.10 = 10 %)."""
     received = result.counts["received"]
     return received > 0 and result.counts["rejected"] / received > threshold
-
-
-def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 def run_transform(

@@ -191,3 +191,39 @@ def test_a_dead_worker_fails_the_transform_and_leaves_nothing(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
     assert (tmp_path / "out.csv").read_text() == "previous\n"
     assert all(p.poll() is not None for p in started[0]._procs or [])
+
+
+def test_workers_are_reused_between_transforms_and_never_after_a_failure(tmp_path):
+    from exchange.transfer import blocks
+
+    body = _hostile_file(3000, seed=3)
+    seen = []
+    real = blocks.ProcessRunner.__init__
+
+    def init(self, *args, **kw):
+        real(self, *args, **kw)
+        seen.append(list(self._workers))
+
+    blocks.POOL.clear()
+    mp = pytest.MonkeyPatch()
+    mp.setattr(blocks.ProcessRunner, "__init__", init)
+    try:
+        first = _engine(tmp_path, body, RULES, gz=False, chunk=1 << 13, block_bytes=4096, workers=2)
+        second = _engine(tmp_path, body, RULES, gz=False, chunk=1 << 13, block_bytes=4096, workers=2)
+        assert first == second
+        assert {id(w) for w in seen[0]} == {id(w) for w in seen[1]}  # the same two processes, warm
+        idle = list(blocks.POOL._idle)
+        idle[0].proc.kill()  # an idle worker dies (OOM killer): the next transform starts a new one
+        idle[0].proc.wait()
+        third = _engine(tmp_path, body, RULES, gz=False, chunk=1 << 13, block_bytes=4096, workers=2)
+        assert third == first and idle[0] not in seen[2] and idle[1] in seen[2]
+        cut = len(body) * 3 // 4
+        with pytest.raises(CsvDataError):  # a failed transform: its workers are stopped, not pooled
+            bad = body[:cut] + b"\x00" + body[cut:]
+            run_transform([bad[i:i + 8192] for i in range(0, len(bad), 8192)], gzip=False, rules=RULES,
+                          identifier_types=IDS, out_path=str(tmp_path / "o.csv"), rejects_path=str(tmp_path / "r.csv"),
+                          block_bytes=4096, workers=2)
+    finally:
+        mp.undo()
+    assert len(seen) == 4 and all(w.proc.poll() is not None for w in seen[3])
+    assert blocks.POOL._idle == []
