@@ -214,11 +214,36 @@ def _run_pair(api: _Api, ex, pair: str, setup: dict, source: Path, rows: int) ->
     wall = time.perf_counter() - t0
     if pollers is not None:
         pollers.stop()
+    phases = _phases(api, job_id)
     peak, who = sampler.stop()
     return {"wall": wall, "state": job["state"], "counts": job.get("counts", {}), "rss": peak, "who": who,
             "p99": pollers.p99_ms() if pollers else float("nan"), "errors": len(pollers.errors) if pollers else 0,
-            "calls": len(pollers.latencies) if pollers else 0,
+            "calls": len(pollers.latencies) if pollers else 0, "phases": phases,
             "load": (load_before, os.getloadavg()[0])}
+
+
+_PHASES = (("queued", "pickup"), ("fetching", "fetch"), ("mapping", "transform"), ("plan", "plan"),
+           ("delivering", "deliver"), ("succeeded", None))
+
+
+def _phases(api: _Api, job_id: str) -> str:
+    """Seconds between the job's state events: where the end-to-end time went."""
+    from datetime import datetime
+
+    items = api.get(f"/v1/jobs/{job_id}/events").get("items", [])
+    marks: dict[str, datetime] = {}
+    for e in items:
+        for prefix, _ in _PHASES:
+            if (e.get("message") or "").startswith(prefix) and prefix not in marks:
+                marks[prefix] = datetime.fromisoformat(e["at"])
+    out, prev = [], None
+    for prefix, name in _PHASES:
+        if prefix not in marks:
+            continue
+        if prev is not None:
+            out.append(f"{prev[1]} {(marks[prefix] - prev[0]).total_seconds():.2f}")
+        prev = (marks[prefix], name)
+    return ", ".join(out)
 
 
 def _measure(sizes: list[int]) -> list[dict]:
@@ -271,7 +296,7 @@ def _measure(sizes: list[int]) -> list[dict]:
                         {"benchmark": name, "metric": "rows/s end to end", "value": round(size / r["wall"]),
                          "unit": "rows/s", "target": ">= 500,000 (stretch 1M)"},
                         {"benchmark": name, "metric": "seconds", "value": round(r["wall"], 2), "unit": "s",
-                         "target": f"state {r['state']}, valid {r['counts'].get('valid')}"},
+                         "target": f"state {r['state']}, valid {r['counts'].get('valid')}; {r['phases']}"},
                         {"benchmark": name, "metric": "ratio to raw copy", "value": round(r["wall"] / curl, 2),
                          "unit": "x", "target": f"curl download+upload {curl:.2f}s, same run"},
                         {"benchmark": name, "metric": "peak RSS (largest process)", "value": round(r["rss"], 1),

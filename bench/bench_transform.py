@@ -40,7 +40,10 @@ cpu0, t0 = sum(os.times()[:4]), time.perf_counter()
 result = run_transform(chunks(), gzip=False, rules=rules, identifier_types={"email_sha256"},
                        out_path=os.path.join(workdir, "out.csv"), rejects_path=os.path.join(workdir, "rej.csv"),
                        workers=workers)
-wall, cpu = time.perf_counter() - t0, sum(os.times()[:4]) - cpu0  # workers' CPU included
+wall = time.perf_counter() - t0
+from exchange.transfer.blocks import POOL
+POOL.clear()  # reap the pooled block workers, so that their CPU and peak RSS are counted below
+cpu = sum(os.times()[:4]) - cpu0  # workers' CPU included
 def _hwm():  # peak RSS of this process (ru_maxrss would inherit the parent's high-water mark)
     with open("/proc/self/status") as fh:
         return int(next(ln for ln in fh if ln.startswith("VmHWM")).split()[1]) / 1024

@@ -96,11 +96,14 @@ class BlockTransformer:
         return result
 
     def _run_plain(self, index: int, first_line: int, data: bytes, partition: bool) -> BlockResult | None:
-        """A block without quotes or carriage returns, in valid UTF-8, is read by splitting it on new
-        lines and commas (exactly what the CSV reader would do with it) and mapped by
-        :class:`~exchange.transfer.columns.ColumnMapper`. ``None`` when the block is not plain."""
-        if b'"' in data or b"\r" in data:
+        """A *plain* block, in valid UTF-8 and without carriage returns, is either unquoted or quoted
+        throughout (every field of every line in quotes, no quote inside a field, as many exports
+        write). It is read by splitting it on new lines and separators — exactly what the CSV
+        reader would make of it — and mapped by :class:`~exchange.transfer.columns.ColumnMapper`.
+        ``None`` when the block is not plain."""
+        if b"\r" in data:
             return None
+        quoted = b'"' in data
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -114,7 +117,17 @@ class BlockTransformer:
         n = len(lines)
         found: list[Reject] = []
         numbers: list[int] | None = None  # line of each row, when not first_line + index
-        if (list(map(str.count, lines, repeat(","))).count(ncols - 1) == n
+        if quoted:
+            # "a","b","c" on every line: 2 × ncols quotes (so none inside a field), ncols - 1 "," separators
+            if (list(map(str.count, lines, repeat('"'))).count(2 * ncols) != n
+                    or list(map(str.count, lines, repeat('","'))).count(ncols - 1) != n
+                    or not all(map(str.startswith, lines, repeat('"')))
+                    or not all(map(str.endswith, lines, repeat('"')))):
+                return None
+            flat = "\n".join(lines)[1:-1].replace('"\n"', '","').split('","')
+            source = [flat[k::ncols] for k in range(ncols)]
+            rows = _Rows(flat, ncols, n)
+        elif (list(map(str.count, lines, repeat(","))).count(ncols - 1) == n
                 and (ncols > 1 or "" not in lines)):
             # every line is one record of ncols fields: split the whole text at once
             flat = ",".join(lines).split(",")

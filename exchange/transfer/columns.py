@@ -43,7 +43,7 @@ _EMAIL_OK = re.compile(r"[^\s@]+@[^\s@]+").fullmatch
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 _SPACE = re.compile(r"\s").search
 _ASCII_SPACES = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"  # the ASCII characters str.isspace (and \s) accept
-_HEXDIGEST = methodcaller("hexdigest")
+_DIGEST = methodcaller("digest")
 
 
 @dataclass
@@ -189,8 +189,15 @@ class ColumnMapper:
                 values, failed = _phones(values, rule.default_country)
                 odd |= failed
             elif t == "sha256":
-                values = list(map(_HEXDIGEST, map(_sha256_small, map(str.encode, values))))
+                values = _sha256_hex(values)
         return values, odd
+
+
+def _sha256_hex(values: list[str]) -> list[str]:
+    """Lowercase hex SHA-256 of each value's UTF-8 bytes: the binary digests, hex-encoded in one call
+    and cut into 64-character strings (``hexdigest()`` per value costs twice as much)."""
+    text = b"".join(map(_DIGEST, map(_sha256_small, map(str.encode, values)))).hex()
+    return [text[i:i + 64] for i in range(0, len(text), 64)]
 
 
 def _not_emails(values: list[str]) -> list[int]:

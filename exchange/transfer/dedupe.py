@@ -12,7 +12,7 @@ them, first occurrence first). Across blocks:
 3. :func:`later_copies` reads one partition at a time and returns the positions of every copy of
    a key that is not its first occurrence; the partitions are independent, so they are resolved
    in parallel by the block workers.
-4. :func:`copy_without` removes those records while copying the staging file to the output.
+4. :func:`drop_lines` removes those records, block by block, rewriting the staging file in place.
 
 Keys are compared in full (escaped only so that one key is one line), never through a truncated
 hash. Partitioning uses Python's ``hash``, so every process of one transform must share one hash
@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterator, Sequence
-from itertools import islice
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import IO
 
 import numpy as np
 
-__all__ = ["PartitionFiles", "bucket_keys", "copy_without", "later_copies"]
+__all__ = ["PartitionFiles", "bucket_keys", "drop_lines", "later_copies"]
 
 
 def _escape(key: str) -> str:
@@ -110,14 +109,12 @@ def later_copies(keys_path: str, positions_path: str) -> bytes:
     return array("q", (p for p in positions if p not in keep)).tobytes()
 
 
-def copy_without(src: IO[bytes], dst: IO[bytes], drops: Iterator[int], multi: dict[int, int]) -> None:
-    """Copy lines from ``src`` to ``dst`` except the records starting at the ``drops`` line numbers
-    (0-based, ascending; ``multi`` gives the line count of records spanning several lines)."""
-    position = 0
+def drop_lines(data: bytes, first_line: int, drops: Sequence[int], multi: dict[int, int]) -> bytes:
+    """``data`` (whole lines, from line ``first_line`` on) without the records starting at the
+    ``drops`` line numbers; ``multi`` gives the line count of records spanning several lines."""
+    lines: list[bytes | None] = list(data.split(b"\n"))
     for drop in drops:
-        dst.writelines(islice(src, drop - position))
-        skip = multi.get(drop, 1)
-        for _ in islice(src, skip):
-            pass
-        position = drop + skip
-    dst.writelines(src)
+        start = drop - first_line
+        for k in range(start, start + multi.get(drop, 1)):
+            lines[k] = None
+    return b"\n".join([line for line in lines if line is not None])

@@ -37,6 +37,7 @@ import os
 import shutil
 import tempfile
 from array import array
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 from exchange.errors import CsvDataError, ExchangeError, ValidationFailed
 from exchange.transfer.blocks import BlockResult, BlockSpec, InlineRunner, ProcessRunner, default_workers
 from exchange.transfer.csvio import CsvLimits, CsvStream, _ByteSource, format_row
-from exchange.transfer.dedupe import PartitionFiles, copy_without
+from exchange.transfer.dedupe import PartitionFiles, drop_lines
 from exchange.transfer.mapping import MappingRule, compile_mapping
 from exchange.transfer.rejects import RejectsWriter
 
@@ -136,7 +137,6 @@ class _Job:
     def __init__(self, workdir: str, header: list[str], out_header: bytes, partitions: int):
         self.staging_path = os.path.join(workdir, "staging.csv")
         self.rejects_tmp = os.path.join(workdir, "rejects.csv")
-        self.output_tmp = os.path.join(workdir, "output.csv")
         self.staging = open(self.staging_path, "wb")  # noqa: SIM115 - closed by close()
         self.rejects = open(self.rejects_tmp, "wb")  # noqa: SIM115
         writer = RejectsWriter(self.rejects, header)
@@ -147,6 +147,8 @@ class _Job:
         self.out_bytes = len(out_header)
         self.lines = 1  # staging line 0 is the header
         self.bases = array("q")  # first staging line of each block
+        self.blocks: list[tuple[int, int, int, int]] = []  # (first line, lines, byte offset, bytes) of each block
+        self.digests: list = []  # the output's digest before each block (to resume it after drops)
         self.multi: dict[int, int] = {}
         self.partitions = PartitionFiles(workdir, partitions)
         self.header = header
@@ -156,6 +158,8 @@ class _Job:
     def add(self, r: BlockResult) -> None:
         assert r.index == len(self.bases), (r.index, len(self.bases))
         self.bases.append(self.lines)
+        self.blocks.append((self.lines, r.lines, self.out_bytes, len(r.out)))
+        self.digests.append(self.digest.copy())
         self.staging.write(r.out)
         self.digest.update(r.out)
         self.out_bytes += len(r.out)
@@ -184,20 +188,38 @@ class _Job:
         counts = dict(self.counts)
         counts["duplicates"] += len(drops)
         counts["valid"] = self.staged - len(drops)
-        final = self.staging_path
         out_sha, out_bytes = self.digest.hexdigest(), self.out_bytes
         if drops:
-            final = self.output_tmp
-            with open(self.staging_path, "rb") as src, open(final, "wb") as dst:
-                copy_without(src, dst, iter(drops), self.multi)
-            with open(final, "rb") as f:
-                out_sha = hashlib.file_digest(f, "sha256").hexdigest()
-            out_bytes = os.path.getsize(final)
+            out_sha, out_bytes = self._drop(drops)
         os.replace(self.rejects_tmp, rejects_path)
-        os.replace(final, out_path)
+        os.replace(self.staging_path, out_path)
         return TransformResult(columns=columns, counts=counts, rows_out=counts["valid"], out_sha256=out_sha,
                                out_bytes=out_bytes, rejects_bytes=self.rejects_bytes,
                                source_columns=list(self.header), workers=workers)
+
+
+    def _drop(self, drops: list[int]) -> tuple[str, int]:
+        """Remove the later copies from the staging file in place, from the first block that has
+        one on (the bytes before it stay where they are, and so does their digest); returns the
+        output's SHA-256 and size."""
+        b = bisect_right(self.bases, drops[0]) - 1
+        digest = self.digests[b]
+        write = self.blocks[b][2]
+        k = 0
+        with open(self.staging_path, "r+b") as f:
+            for first, lines, offset, size in self.blocks[b:]:
+                f.seek(offset)
+                data = f.read(size)
+                j = bisect_left(drops, first + lines, k)
+                if j > k:
+                    data = drop_lines(data, first, drops[k:j], self.multi)
+                    k = j
+                f.seek(write)
+                f.write(data)
+                digest.update(data)
+                write += len(data)
+            f.truncate(write)
+        return digest.hexdigest(), write
 
 
 def _run_blocks(source: _BlockReader, ahead: list, runner, job: _Job, partition: bool,

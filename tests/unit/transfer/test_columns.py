@@ -6,7 +6,8 @@ identifiers, light and heavy attributes) over values that are valid, invalid, bl
 hashed, almost hashed, non-ASCII or padded with Unicode whitespace. For each batch: a row the
 column mapper keeps must have exactly the row mapper's output; every row the row mapper rejects
 must be set aside; the hashed / passed-through counts must be the row mapper's over the kept rows.
-Then whole plain blocks go through the engine and are compared with the plain reference.
+Then whole plain blocks (unquoted, or quoted throughout) go through the engine and are compared with
+the plain reference.
 """
 from __future__ import annotations
 
@@ -130,17 +131,26 @@ def test_email_check_without_the_expression_matches_it(value):
 
 @st.composite
 def plain_bodies(draw):
+    """Unquoted bodies, or bodies quoted throughout ("a","b"; values may then hold commas)."""
     header, rules, _, rows = draw(mappings())
-    lines = [",".join(header)]
+    quoted = draw(st.booleans())
+    if quoted:
+        rows = [[draw(st.sampled_from(["x,y", "a,b@c.d", v])) if draw(st.integers(0, 9)) == 0 else v for v in row]
+                for row in rows]
+
+    def line(values):
+        return '"' + '","'.join(values) + '"' if quoted else ",".join(values)
+
+    lines = [line(header)]
     for row in rows:
         kind = draw(st.integers(0, 12))
         if kind == 0:
             lines.append("")  # a blank line
         elif kind == 1:
-            lines.append(",".join([*row, "extra"]))  # a field too many
+            lines.append(line([*row, "extra"]))  # a field too many
         elif kind == 2 and len(row) > 1:
-            lines.append(",".join(row[1:]))  # a field missing
-        lines.append(",".join(row))
+            lines.append(line(row[1:]))  # a field missing
+        lines.append(line(row))
     body = "\n".join(lines) + ("\n" if draw(st.booleans()) else "")
     return body.encode(), rules
 
@@ -168,3 +178,25 @@ def test_near_hashes_are_left_to_the_row_mapper(value):
     assert got.aside == [0]  # "ab" is hashed (a hash of anything is a valid hash); the near-hash is not
     with pytest.raises(RowRejected, match="malformed SHA-256 hash"):
         mapper([value])
+
+
+@pytest.mark.parametrize(("body", "plain"), [
+    (b"a@x.org,Bob,FR\nb@x.org,Eve,DE\n", True),
+    (b'"a@x.org","Bob","FR"\n"b@x.org","Eve","DE"\n', True),  # quoted throughout
+    (b'"a@x.org","Bob, Jr","FR"\n"b@x.org","Eve","DE"\n', False),  # a comma in a value: read as CSV
+    (b'"a@x.org","Bob ""B""","FR"\n', False),  # a quote inside a field
+    (b'a@x.org,"Bob",FR\n', False),  # quoted here and there
+    (b"a@x.org,Bob,FR\r\n", False),
+    (b"a@x.org,B\xffob,FR\n", False),
+])
+def test_which_blocks_take_the_plain_path(body, plain):
+    from exchange.transfer.blocks import BlockSpec, BlockTransformer
+    from exchange.transfer.csvio import CsvLimits
+
+    rules = [{"source": "e", "target": "email_sha256", "transform": ["normalize_email", "sha256"]},
+             {"source": "n", "target": "name", "transform": []}, {"source": "c", "target": "country"}]
+    t = BlockTransformer(BlockSpec(rules, ["e", "n", "c"], IDS, None, CsvLimits(), 4))
+    fast, slow = t._run_plain(0, 2, body, True), t._run_rows(0, 2, body, True, True)
+    assert (fast is not None) == plain
+    if fast is not None:
+        assert vars(fast) == vars(slow)
