@@ -6,6 +6,9 @@ result, so a resumed job continues where it stopped. Delivery is handed to the d
 """
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
@@ -19,13 +22,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import endpoint_client
-from ..errors import PermanentTransferError, RetryableTransferError
+from ..blobs import BlobWriter
+from ..errors import RetryableTransferError
 from ..identifiers import IDENTIFIER_TYPES
 from ..models import Job, utcnow
 from ..net import call_with_retries, parse_retry_after
 from ..transfer.pipeline import TransformCancelled, exceeds_threshold, run_transform
 from ..transfer.snapshot import compute_delta
-from .context import Cancelled, Context, Interrupted, JobFailed, JobRecords
+from .context import Context, Interrupted, JobFailed, JobRecords
 from .delivery.adapter import deliver_adapter
 from .delivery.finish import finish
 from .delivery.pull import deliver_pull
@@ -99,10 +103,10 @@ def fetch(ctx: Context) -> Literal["fetched", "transformed", "unchanged"]:
             gz = "gzip" in resp.headers.get("Content-Encoding", "").lower()
             source_version = resp.headers.get("ETag", "").strip('"') or version
             with ctx.rt.blobs.writer(key) as blob:
+                body = _ReadAhead(resp, blob, ctx)
+
                 def teed() -> Iterator[bytes]:
-                    for chunk in _raw_chunks(resp, ctx):
-                        blob.write(chunk)
-                        yield chunk
+                    yield from body.chunks()
                     info = blob.commit()
 
                     def _stored(s: Session, job: Job) -> None:
@@ -112,7 +116,11 @@ def fetch(ctx: Context) -> Literal["fetched", "transformed", "unchanged"]:
                         transition(s, job, "transforming", f"fetched {info.size} bytes; transforming the rest")
                     ctx.update(_stored)
 
-                _transform(ctx, settings, teed(), gz, what="fetching and transforming the source data as it arrives")
+                try:
+                    _transform(ctx, settings, teed(), gz,
+                               what="fetching and transforming the source data as it arrives")
+                finally:
+                    body.stop()  # before the writer is aborted (if it was not committed)
             return 200, resp.headers
 
     status, headers = call_with_retries(attempt, max_attempts=ctx.rt.config.max_attempts,
@@ -145,16 +153,82 @@ def _await_source(ctx: Context, retry_after: str | None, awaiting_since: str | N
     raise Interrupted()
 
 
-def _raw_chunks(resp: requests.Response, ctx: Context) -> Iterator[bytes]:
-    """The body as sent (still gzip if it was), so the transform can bound and verify inflation."""
-    try:
-        for chunk in resp.raw.stream(1 << 20, decode_content=False):
-            ctx.check_cancel()
-            yield chunk
-    except (PermanentTransferError, Cancelled, Interrupted):
-        raise
-    except Exception as exc:  # noqa: BLE001 - any break in the stream is a transient transfer failure
-        raise RetryableTransferError(f"The download broke off ({type(exc).__name__}).") from None
+READ_AHEAD = 16  # chunks of up to 1 MiB read ahead of the transform (memory: at most this many MiB)
+
+
+class _BrokenDownload(Exception):
+    """The producer's body broke off (the name of what the HTTP client raised)."""
+
+
+class _ReadAhead:
+    """The body as sent (still gzip if it was), so the transform can bound and verify inflation.
+
+    A helper thread reads it and writes it to ``blob`` up to :data:`READ_AHEAD` chunks ahead of the
+    transform, so the producer is not held to the transform's pace and the transform rarely waits
+    on the network. The thread never commits or aborts ``blob``: the job's thread does, after
+    :meth:`stop`. A break in the stream reaches the reader as :class:`RetryableTransferError`."""
+
+    _END = object()
+
+    def __init__(self, resp: requests.Response, blob: BlobWriter, ctx: Context) -> None:
+        self.resp, self.blob, self.ctx = resp, blob, ctx
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=READ_AHEAD)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._pump, name=f"download-{ctx.job_id[:8]}", daemon=True)
+        self.thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _pump(self) -> None:
+        body = self.resp.raw.stream(1 << 20, decode_content=False)
+        while True:
+            try:
+                chunk = next(body, None)
+            except BaseException as exc:  # noqa: BLE001 - any break in the stream is a transient failure
+                self._put(_BrokenDownload(type(exc).__name__))
+                return
+            if chunk is None:
+                self._put(self._END)
+                return
+            if self.stopped.is_set():
+                return
+            try:
+                self.blob.write(chunk)
+            except BaseException as exc:  # noqa: BLE001 - the store's failure (a full disk), raised as it is
+                self._put(exc)
+                return
+            if not self._put(chunk):
+                return
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            item = self.queue.get()
+            if item is self._END:
+                self.stop()
+                return
+            if isinstance(item, _BrokenDownload):
+                raise RetryableTransferError(f"The download broke off ({item.args[0]}).")
+            if isinstance(item, BaseException):
+                raise item
+            self.ctx.check_cancel()
+            assert isinstance(item, bytes)
+            yield item
+
+    def stop(self) -> None:
+        """Stop reading and wait for the thread (which then no longer touches the blob)."""
+        self.stopped.set()
+        if self.thread.is_alive():
+            with contextlib.suppress(Exception):  # unblock a read waiting for the producer
+                shutdown = getattr(self.resp.raw, "shutdown", None)
+                (shutdown or self.resp.raw.close)()
+            self.thread.join(60)
 
 
 def _last_success_version(s: Session, share_id: str, job_id: str) -> str | None:
