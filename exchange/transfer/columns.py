@@ -30,17 +30,21 @@ except ImportError:  # Python 3.11
 from itertools import repeat
 from operator import methodcaller
 
-from exchange.transfer.mapping import HASH_TARGETS, MappingRule, RowMapper
+from exchange.transfer.mapping import (
+    _E164,
+    _EMAIL_OK,
+    _HEX64,
+    _HEX64_LOWER,
+    _UUID,
+    _ZERO_UUID,
+    HASH_TARGETS,
+    MappingRule,
+    RowMapper,
+)
 from exchange.transfer.normalize import RowRejected, looks_like_broken_hash, normalize_email, normalize_phone
 
 __all__ = ["ColumnMapper", "MappedColumns"]
 
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}").fullmatch
-_HEX64_LOWER = re.compile(r"[0-9a-f]{64}").fullmatch
-_E164 = re.compile(r"\+[1-9][0-9]{7,14}").fullmatch
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
-_EMAIL_OK = re.compile(r"[^\s@]+@[^\s@]+").fullmatch
-_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 _SPACE = re.compile(r"\s").search
 _ASCII_SPACES = " \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"  # the ASCII characters str.isspace (and \s) accept
 _DIGEST = methodcaller("digest")

@@ -105,8 +105,8 @@ def later_copies(keys_path: str, positions_path: str) -> bytes:
     first = dict(zip(reversed(keys), reversed(positions)))
     if len(first) == len(keys):
         return b""
-    keep = set(first.values())
-    return array("q", (p for p in positions if p not in keep)).tobytes()
+    kept = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    return np.setdiff1d(np.frombuffer(positions, dtype=np.int64), kept, assume_unique=True).tobytes()
 
 
 def drop_lines(data: bytes, first_line: int, drops: Sequence[int], multi: dict[int, int]) -> bytes:
