@@ -232,8 +232,10 @@ def _pickup(api: _Api, job_id: str) -> float:
     return (at["fetching"] - at["queued"]).total_seconds() if {"queued", "fetching"} <= at.keys() else float("nan")
 
 
-_PHASES = (("queued", "pickup"), ("fetching", "fetch"), ("mapping", "transform"), ("plan", "plan"),
-           ("delivering", "deliver"), ("succeeded", None))
+# a PULL source is transformed while it downloads: "fetch" then holds most of the transform too, and
+# "rest" is what the transform did after the last byte arrived ("fetched N bytes; transforming the rest")
+_PHASES = (("queued", "pickup"), ("fetching", "fetch"), ("fetched", "rest"), ("mapping", "transform"),
+           ("plan", "plan"), ("delivering", "deliver"), ("succeeded", None))
 
 
 def _phases(api: _Api, job_id: str) -> str:

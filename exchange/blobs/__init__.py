@@ -16,6 +16,7 @@ from .base import (
     BlobInfo,
     BlobNotFound,
     BlobStore,
+    BlobWriter,
     InvalidBlobKey,
     validate_key,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "BlobInfo",
     "BlobNotFound",
     "BlobStore",
+    "BlobWriter",
     "InvalidBlobKey",
     "LocalBlobStore",
     "S3BlobStore",

@@ -4,6 +4,10 @@ Every write is atomic: ``put_stream`` makes a blob visible only once all of it i
 failure midway (the iterator raises, the disk is full, the process dies) leaves any previous blob
 at the key untouched and no partial one. Locally that is a temp file in the target folder, fsynced
 and ``os.replace``d; on S3 a multipart upload completed only on success and aborted otherwise.
+:meth:`BlobStore.writer` is the same write driven by the caller (``write`` chunks as they come,
+then ``commit``; leaving the ``with`` block without committing aborts), for a body that is also
+consumed elsewhere as it arrives (a download teed into the transform). ``put_file(..., move=True)``
+lets the local store take a finished file by rename instead of copying it.
 
 Keys are relative, ``/``-separated paths (``jobs/<id>/source.csv``); keys that could escape the
 store (``..``, absolute paths, backslashes, control characters) are refused on every backend.
@@ -15,6 +19,7 @@ implement it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 from abc import ABC, abstractmethod
@@ -84,13 +89,75 @@ def check_range(start: int, end: int | None, size: int) -> int:
     return end
 
 
+class BlobWriter(ABC):
+    """One atomic write in progress: ``write`` chunks, then ``commit``; anything else aborts it.
+
+    Use it as a context manager: leaving the block without :meth:`commit` (an exception, a
+    cancellation) calls :meth:`abort`, which removes everything written so far; the key keeps its
+    previous blob, if any."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self.done = False
+
+    def write(self, chunk: bytes) -> None:
+        if self.done:
+            raise ValueError(f"the write of {self.key!r} is already finished")
+        self._digest.update(chunk)  # refuses str: nothing is written for a wrong chunk type
+        self.size += len(chunk)
+        self._write(chunk)
+
+    def commit(self) -> BlobInfo:
+        """Make the blob visible at the key, all of it; returns its size and SHA-256."""
+        if self.done:
+            raise ValueError(f"the write of {self.key!r} is already finished")
+        self._commit()
+        self.done = True
+        return BlobInfo(self.key, self.size, self._digest.hexdigest())
+
+    def abort(self) -> None:
+        if not self.done:
+            self.done = True
+            self._abort()
+
+    @abstractmethod
+    def _write(self, chunk: bytes) -> None: ...
+
+    @abstractmethod
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _abort(self) -> None: ...
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+
 class BlobStore(ABC):
     """Where the exchange keeps bytes; see the module docstring for the guarantees."""
 
     @abstractmethod
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> BlobInfo: ...
+    def writer(self, key: str) -> BlobWriter:
+        """Start an atomic write of ``key`` (see :class:`BlobWriter`)."""
 
-    def put_file(self, key: str, path: str | os.PathLike[str]) -> BlobInfo:
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> BlobInfo:
+        with self.writer(key) as w:
+            for chunk in chunks:
+                w.write(chunk)
+            return w.commit()
+
+    def put_file(self, key: str, path: str | os.PathLike[str], *, move: bool = False,
+                 sha256: str | None = None) -> BlobInfo:
+        """Store the file at ``path``. ``move=True``: the caller is done with the file, and a store
+        that can take it whole (the local one, on the same filesystem) renames it into place;
+        otherwise it is copied and left where it is. ``sha256``: the file's digest when the caller
+        computed it while writing the file; a store that moves the file reports it instead of
+        reading the file again (a copy hashes what it copies)."""
         with open(path, "rb") as fh:
             return self.put_stream(key, iter(lambda: fh.read(DEFAULT_CHUNK), b""))
 

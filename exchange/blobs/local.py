@@ -6,7 +6,7 @@ import errno
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -18,6 +18,7 @@ from .base import (
     BlobInfo,
     BlobNotFound,
     BlobStore,
+    BlobWriter,
     InvalidBlobKey,
     check_range,
     read_range,
@@ -59,33 +60,34 @@ class LocalBlobStore(BlobStore):
                 continue
         raise OSError(errno.ENOENT, f"cannot create a temporary file in {directory}")
 
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> BlobInfo:
+    def writer(self, key: str) -> BlobWriter:
         target = self._path(key)
         fd, tmp = self._temp_file(target.parent)
-        digest, size = hashlib.sha256(), 0
+        return _LocalWriter(key, target, fd, tmp)
+
+    def put_file(self, key: str, path: str | os.PathLike[str], *, move: bool = False,
+                 sha256: str | None = None) -> BlobInfo:
+        if not move:
+            return super().put_file(key, path)
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY)
         try:
-            buffer = bytearray()
-            for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                buffer += chunk
-                # Batch small chunks (one CSV row each, say) into fewer system calls.
-                if len(buffer) >= DEFAULT_CHUNK:
-                    _write_all(fd, buffer)
-                    buffer.clear()
-            _write_all(fd, buffer)
-            os.fsync(fd)
+            os.fsync(fd)  # the data is durable before the name points at it
+            size = os.fstat(fd).st_size
+            if sha256 is None:
+                with open(fd, "rb", closefd=False) as fh:
+                    sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+        finally:
             os.close(fd)
-            fd = -1
-            os.replace(tmp, target)
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        try:
+            _move(path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            return super().put_file(key, path)  # another filesystem: copy
         _fsync_dir(target.parent)
-        return BlobInfo(key, size, digest.hexdigest())
+        return BlobInfo(key, size, sha256)
 
     def open(self, key: str) -> IO[bytes]:
         return open(self._existing(key), "rb")
@@ -162,6 +164,47 @@ class LocalBlobStore(BlobStore):
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         yield self._existing(key)
+
+
+class _LocalWriter(BlobWriter):
+    """A temp file beside the target: written in batches, fsynced and renamed on commit, removed on abort."""
+
+    def __init__(self, key: str, target: Path, fd: int, tmp: str) -> None:
+        super().__init__(key)
+        self.target, self.fd, self.tmp = target, fd, tmp
+        self.buffer = bytearray()
+
+    def _write(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        # Batch small chunks (one CSV row each, say) into fewer system calls.
+        if len(self.buffer) >= DEFAULT_CHUNK:
+            _write_all(self.fd, self.buffer)
+            self.buffer.clear()
+
+    def _commit(self) -> None:
+        try:
+            _write_all(self.fd, self.buffer)
+            self.buffer.clear()
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.replace(self.tmp, self.target)
+        except BaseException:
+            self._abort()
+            raise
+        _fsync_dir(self.target.parent)
+
+    def _abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+def _move(src: str | os.PathLike[str], dst: Path) -> None:
+    """Rename ``src`` over ``dst`` (atomic); OSError(EXDEV) across filesystems."""
+    os.replace(src, dst)
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:

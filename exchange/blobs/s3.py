@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -15,9 +14,9 @@ from .base import (
     DEFAULT_PART_SIZE,
     MIN_PART_SIZE,
     BlobEntry,
-    BlobInfo,
     BlobNotFound,
     BlobStore,
+    BlobWriter,
     check_range,
     read_range,
     require_aware,
@@ -62,47 +61,8 @@ class S3BlobStore(BlobStore):
         code = getattr(exc, "response", {}).get("Error", {}).get("Code")
         return code in ("404", "NoSuchKey", "NotFound")
 
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> BlobInfo:
-        s3_key = self._key(key)
-        digest, size = hashlib.sha256(), 0
-        buffer = bytearray()
-        upload_id: str | None = None
-        parts: list[dict[str, Any]] = []
-
-        def upload_part(data: bytes) -> None:
-            number = len(parts) + 1
-            resp = self.client.upload_part(
-                Bucket=self.bucket, Key=s3_key, UploadId=upload_id, PartNumber=number, Body=data
-            )
-            parts.append({"ETag": resp["ETag"], "PartNumber": number})
-
-        try:
-            for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                buffer += chunk
-                while len(buffer) >= self.part_size:
-                    if upload_id is None:
-                        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=s3_key)["UploadId"]
-                    upload_part(bytes(buffer[: self.part_size]))
-                    del buffer[: self.part_size]
-            if upload_id is None:
-                # Small blobs: one PUT, which S3 makes visible atomically.
-                self.client.put_object(Bucket=self.bucket, Key=s3_key, Body=bytes(buffer))
-            else:
-                if buffer:
-                    upload_part(bytes(buffer))
-                self.client.complete_multipart_upload(
-                    Bucket=self.bucket, Key=s3_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-                )
-        except BaseException:
-            if upload_id is not None:
-                # Best effort: a failed abort must not hide the original error; bucket lifecycle
-                # rules for incomplete uploads are the backstop.
-                with contextlib.suppress(Exception):
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=s3_key, UploadId=upload_id)
-            raise
-        return BlobInfo(key, size, digest.hexdigest())
+    def writer(self, key: str) -> BlobWriter:
+        return _S3Writer(self, key)
 
     def _get(self, key: str, **kwargs: Any) -> Any:
         try:
@@ -194,3 +154,59 @@ class S3BlobStore(BlobStore):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+class _S3Writer(BlobWriter):
+    """Parts of ``part_size`` as they fill; a small blob is one PUT on commit (atomic either way)."""
+
+    def __init__(self, store: S3BlobStore, key: str) -> None:
+        super().__init__(key)
+        self.store, self.s3_key = store, store._key(key)
+        self.buffer = bytearray()
+        self.upload_id: str | None = None
+        self.parts: list[dict[str, Any]] = []
+
+    def _upload_part(self, data: bytes) -> None:
+        st, number = self.store, len(self.parts) + 1
+        resp = st.client.upload_part(Bucket=st.bucket, Key=self.s3_key, UploadId=self.upload_id,
+                                     PartNumber=number, Body=data)
+        self.parts.append({"ETag": resp["ETag"], "PartNumber": number})
+
+    def _write(self, chunk: bytes) -> None:
+        st = self.store
+        self.buffer += chunk
+        try:
+            while len(self.buffer) >= st.part_size:
+                if self.upload_id is None:
+                    self.upload_id = st.client.create_multipart_upload(Bucket=st.bucket, Key=self.s3_key)["UploadId"]
+                self._upload_part(bytes(self.buffer[: st.part_size]))
+                del self.buffer[: st.part_size]
+        except BaseException:
+            self.abort()
+            raise
+
+    def _commit(self) -> None:
+        st = self.store
+        try:
+            if self.upload_id is None:
+                # Small blobs: one PUT, which S3 makes visible atomically.
+                st.client.put_object(Bucket=st.bucket, Key=self.s3_key, Body=bytes(self.buffer))
+            else:
+                if self.buffer:
+                    self._upload_part(bytes(self.buffer))
+                st.client.complete_multipart_upload(Bucket=st.bucket, Key=self.s3_key, UploadId=self.upload_id,
+                                                    MultipartUpload={"Parts": self.parts})
+        except BaseException:
+            self._abort()
+            raise
+        self.buffer = bytearray()
+
+    def _abort(self) -> None:
+        self.buffer = bytearray()
+        if self.upload_id is not None:
+            # Best effort: a failed abort must not hide the original error; bucket lifecycle
+            # rules for incomplete uploads are the backstop.
+            with contextlib.suppress(Exception):
+                self.store.client.abort_multipart_upload(Bucket=self.store.bucket, Key=self.s3_key,
+                                                         UploadId=self.upload_id)
+            self.upload_id = None

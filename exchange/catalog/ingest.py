@@ -1,6 +1,9 @@
 """Accept a PUSH producer's data upload: validate, stream to the blob store, record a new version."""
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -37,6 +40,64 @@ def _checked_gzip(raw: Iterator[bytes], stats: UploadStats, max_bytes: int, max_
     check_end(stats)
 
 
+_END = object()
+
+
+def _store_compressed(rt: Runtime, key: str, checked: Iterator[bytes]) -> None:
+    """Store ``checked`` gzip-compressed at ``key``: reading and checking here, compressing and writing
+    in a helper thread (the compressor and the hash release the GIL), so the two overlap.
+
+    Whatever stops either side (a check refusing the body, the client going away, a full disk)
+    stops both and aborts the write: no blob appears at ``key``. At most a few chunks wait between
+    the two."""
+    pipe: queue.Queue[object] = queue.Queue(maxsize=4)
+    failed = threading.Event()
+    errors: list[BaseException] = []
+
+    def items() -> Iterator[bytes]:
+        while (item := pipe.get()) is not _END:
+            if not isinstance(item, bytes):
+                raise _Abandoned()
+            yield item
+
+    def store() -> None:
+        try:
+            rt.blobs.put_stream(key, compressed(items()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the request thread
+            errors.append(exc)
+            failed.set()
+
+    def put(item: object) -> None:
+        while True:
+            if failed.is_set():
+                raise errors[0]
+            try:
+                pipe.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    worker = threading.Thread(target=store, name=f"upload-{key[-24:]}", daemon=True)
+    worker.start()
+    try:
+        for chunk in checked:
+            put(chunk)
+        put(_END)
+    except BaseException:
+        if not failed.is_set():
+            with contextlib.suppress(BaseException):
+                put(None)  # the writer aborts: nothing is stored
+        worker.join()
+        raise
+    worker.join()
+    if errors:
+        raise errors[0]
+
+
+class _Abandoned(Exception):
+    """The request side stopped: the write is aborted."""
+
+
 def ingest_upload(rt: Runtime, account_id: str, endpoint_id: str, external_id: str, stream: BinaryIO, *,
                   content_type: str, content_encoding: str) -> dict:
     if content_type not in CSV_TYPES:
@@ -51,12 +112,12 @@ def ingest_upload(rt: Runtime, account_id: str, endpoint_id: str, external_id: s
     # stored gzip: a gzip body as sent (inflated only to be checked), a plain one compressed on the way
     key = f"audiences/{endpoint_id}/{external_id}/{version}.csv.gz"
     cfg = rt.config
-    if encoding == "gzip":
-        stored = _checked_gzip(_read(stream), stats, cfg.max_decompressed_bytes, cfg.max_inflate_ratio)
-    else:
-        stored = compressed(measured(_read(stream), stats, max_bytes=cfg.max_decompressed_bytes))
     try:
-        rt.blobs.put_stream(key, stored)
+        if encoding == "gzip":
+            rt.blobs.put_stream(key, _checked_gzip(_read(stream), stats, cfg.max_decompressed_bytes,
+                                                   cfg.max_inflate_ratio))
+        else:
+            _store_compressed(rt, key, measured(_read(stream), stats, max_bytes=cfg.max_decompressed_bytes))
     except OSError as exc:
         raise BadRequest(f"The upload could not be stored ({exc.strerror or type(exc).__name__}).") from None
     digest = stats.sha256.hexdigest()

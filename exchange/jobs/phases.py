@@ -6,11 +6,15 @@ result, so a resumed job continues where it stopped. Delivery is handed to the d
 """
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -18,14 +22,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import endpoint_client
-from ..blobs import BlobInfo
-from ..errors import PermanentTransferError, RetryableTransferError
+from ..blobs import BlobWriter
+from ..errors import RetryableTransferError
 from ..identifiers import IDENTIFIER_TYPES
 from ..models import Job, utcnow
 from ..net import call_with_retries, parse_retry_after
 from ..transfer.pipeline import TransformCancelled, exceeds_threshold, run_transform
 from ..transfer.snapshot import compute_delta
-from .context import Cancelled, Context, Interrupted, JobFailed
+from .context import Context, Interrupted, JobFailed, JobRecords
 from .delivery.adapter import deliver_adapter
 from .delivery.finish import finish
 from .delivery.pull import deliver_pull
@@ -46,7 +50,7 @@ def run(ctx: Context) -> None:
     if state == "awaiting_consumer":
         return
     if not progress.source_key and fetch(ctx) == "unchanged":
-        return
+        return  # 'transformed' (a PULL source, fetched and transformed at once) leaves output_key set
     ctx.check_cancel(force=True)
     if not ctx.progress().output_key:
         transform(ctx)
@@ -58,8 +62,16 @@ def run(ctx: Context) -> None:
 
 
 # ------------------------------------------------------------------ fetch
-def fetch(ctx: Context) -> Literal["fetched", "unchanged"]:
-    """Get the source data into the blob store; returns 'fetched' or 'unchanged' (304)."""
+def fetch(ctx: Context) -> Literal["fetched", "transformed", "unchanged"]:
+    """Get the source data into the blob store; returns 'fetched', 'transformed' or 'unchanged' (304).
+
+    From a PULL producer the body is transformed while it arrives ('transformed'): each chunk goes
+    to the source blob and to the transform. The source key is recorded (and the job moves to
+    ``transforming``) only once the whole body is stored; the output only once the transform has
+    finished. A download breaking midway aborts both (the partial source blob is removed, the
+    transform's files never reach their names) and the retry starts over from the first byte; a
+    crash before the body is stored fetches again on resume, a crash after it transforms the stored
+    source."""
     with ctx.rt.db.session() as s:
         rec = ctx.load(s)
         src, aud = rec.source, rec.audience
@@ -68,6 +80,7 @@ def fetch(ctx: Context) -> Literal["fetched", "unchanged"]:
         token = ctx.rt.credential(src)
         external_id = aud.external_id
         awaiting_since = rec.progress.awaiting_since
+        settings = _TransformSettings.of(rec)
     ctx.set_state("fetching", "fetching the source data")
     if transport == "push":
         if not data_key:
@@ -81,18 +94,37 @@ def fetch(ctx: Context) -> Literal["fetched", "unchanged"]:
         return "fetched"
     key = f"jobs/{ctx.job_id}/source.csv"
 
-    def attempt() -> tuple[int, CaseInsensitiveDict[str], tuple[BlobInfo, bool] | None]:
+    def attempt() -> tuple[int, CaseInsensitiveDict[str]]:
         with ctx.rt.http() as http:
             resp = endpoint_client.open_data(http, src, token, external_id, job_id=ctx.job_id,
                                              if_none_match=last_version)
             if resp.status_code in (202, 304):
-                return resp.status_code, resp.headers, None
+                return resp.status_code, resp.headers
             gz = "gzip" in resp.headers.get("Content-Encoding", "").lower()
-            info = ctx.rt.blobs.put_stream(key, _raw_chunks(resp, ctx))
-            return 200, resp.headers, (info, gz)
+            source_version = resp.headers.get("ETag", "").strip('"') or version
+            with ctx.rt.blobs.writer(key) as blob:
+                body = _ReadAhead(resp, blob, ctx)
 
-    status, headers, result = call_with_retries(attempt, max_attempts=ctx.rt.config.max_attempts,
-                                                on_wait=lambda sec, why: ctx.event(f"waiting {sec:.0f}s: {why}"))
+                def teed() -> Iterator[bytes]:
+                    yield from body.chunks()
+                    info = blob.commit()
+
+                    def _stored(s: Session, job: Job) -> None:
+                        update_progress(job, source_key=key, source_gzip=gz)
+                        job.bytes = info.size
+                        job.source_version = source_version
+                        transition(s, job, "transforming", f"fetched {info.size} bytes; transforming the rest")
+                    ctx.update(_stored)
+
+                try:
+                    _transform(ctx, settings, teed(), gz,
+                               what="fetching and transforming the source data as it arrives")
+                finally:
+                    body.stop()  # before the writer is aborted (if it was not committed)
+            return 200, resp.headers
+
+    status, headers = call_with_retries(attempt, max_attempts=ctx.rt.config.max_attempts,
+                                        on_wait=lambda sec, why: ctx.event(f"waiting {sec:.0f}s: {why}"))
     if status == 304:
         ctx.set_state("fetching", "the producer reports no change since the last successful job (304)")
         ctx.update(lambda s, job: update_progress(job, unchanged=True))
@@ -100,15 +132,7 @@ def fetch(ctx: Context) -> Literal["fetched", "unchanged"]:
         return "unchanged"
     if status == 202:
         _await_source(ctx, headers.get("Retry-After"), awaiting_since)
-    assert result is not None
-    info, gz = result
-
-    def _done(s: Session, job: Job) -> None:
-        update_progress(job, source_key=key, source_gzip=gz)
-        job.bytes = info.size
-        job.source_version = headers.get("ETag", "").strip('"') or version
-    ctx.update(_done)
-    return "fetched"
+    return "transformed"
 
 
 def _await_source(ctx: Context, retry_after: str | None, awaiting_since: str | None) -> None:
@@ -129,16 +153,82 @@ def _await_source(ctx: Context, retry_after: str | None, awaiting_since: str | N
     raise Interrupted()
 
 
-def _raw_chunks(resp: requests.Response, ctx: Context) -> Iterator[bytes]:
-    """The body as sent (still gzip if it was), so the transform can bound and verify inflation."""
-    try:
-        for chunk in resp.raw.stream(1 << 20, decode_content=False):
-            ctx.check_cancel()
-            yield chunk
-    except (PermanentTransferError, Cancelled, Interrupted):
-        raise
-    except Exception as exc:  # noqa: BLE001 - any break in the stream is a transient transfer failure
-        raise RetryableTransferError(f"The download broke off ({type(exc).__name__}).") from None
+READ_AHEAD = 16  # chunks of up to 1 MiB read ahead of the transform (memory: at most this many MiB)
+
+
+class _BrokenDownload(Exception):
+    """The producer's body broke off (the name of what the HTTP client raised)."""
+
+
+class _ReadAhead:
+    """The body as sent (still gzip if it was), so the transform can bound and verify inflation.
+
+    A helper thread reads it and writes it to ``blob`` up to :data:`READ_AHEAD` chunks ahead of the
+    transform, so the producer is not held to the transform's pace and the transform rarely waits
+    on the network. The thread never commits or aborts ``blob``: the job's thread does, after
+    :meth:`stop`. A break in the stream reaches the reader as :class:`RetryableTransferError`."""
+
+    _END = object()
+
+    def __init__(self, resp: requests.Response, blob: BlobWriter, ctx: Context) -> None:
+        self.resp, self.blob, self.ctx = resp, blob, ctx
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=READ_AHEAD)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._pump, name=f"download-{ctx.job_id[:8]}", daemon=True)
+        self.thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _pump(self) -> None:
+        body = self.resp.raw.stream(1 << 20, decode_content=False)
+        while True:
+            try:
+                chunk = next(body, None)
+            except BaseException as exc:  # noqa: BLE001 - any break in the stream is a transient failure
+                self._put(_BrokenDownload(type(exc).__name__))
+                return
+            if chunk is None:
+                self._put(self._END)
+                return
+            if self.stopped.is_set():
+                return
+            try:
+                self.blob.write(chunk)
+            except BaseException as exc:  # noqa: BLE001 - the store's failure (a full disk), raised as it is
+                self._put(exc)
+                return
+            if not self._put(chunk):
+                return
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            item = self.queue.get()
+            if item is self._END:
+                self.stop()
+                return
+            if isinstance(item, _BrokenDownload):
+                raise RetryableTransferError(f"The download broke off ({item.args[0]}).")
+            if isinstance(item, BaseException):
+                raise item
+            self.ctx.check_cancel()
+            assert isinstance(item, bytes)
+            yield item
+
+    def stop(self) -> None:
+        """Stop reading and wait for the thread (which then no longer touches the blob)."""
+        self.stopped.set()
+        if self.thread.is_alive():
+            with contextlib.suppress(Exception):  # unblock a read waiting for the producer
+                shutdown = getattr(self.resp.raw, "shutdown", None)
+                (shutdown or self.resp.raw.close)()
+            self.thread.join(60)
 
 
 def _last_success_version(s: Session, share_id: str, job_id: str) -> str | None:
@@ -148,36 +238,58 @@ def _last_success_version(s: Session, share_id: str, job_id: str) -> str | None:
 
 
 # ------------------------------------------------------------------ transform
+@dataclass(frozen=True)
+class _TransformSettings:
+    rules: list[Any]
+    threshold: float
+    country: str | None
+    id_types: set[str]
+
+    @classmethod
+    def of(cls, rec: JobRecords) -> _TransformSettings:
+        share = rec.share
+        return cls(share.mapping, share.reject_threshold, share.default_country,
+                   set(IDENTIFIER_TYPES) | set(rec.capabilities.identifiers))
+
+
 def transform(ctx: Context) -> None:
-    """Map, normalize and deduplicate the source into the output and rejects blobs."""
+    """Map, normalize and deduplicate the stored source into the output and rejects blobs."""
     with ctx.rt.db.session() as s:
         rec = ctx.load(s)
-        progress, share = rec.progress, rec.share
-        rules, threshold, country = share.mapping, share.reject_threshold, share.default_country
-        id_types = set(IDENTIFIER_TYPES) | set(rec.capabilities.identifiers)
+        progress, settings = rec.progress, _TransformSettings.of(rec)
     assert progress.source_key is not None
     ctx.set_state("transforming", "mapping, normalizing and deduplicating rows")
+    _transform(ctx, settings, ctx.rt.blobs.iter_chunks(progress.source_key), progress.source_gzip)
+
+
+def _transform(ctx: Context, settings: _TransformSettings, chunks: Iterable[bytes], gzip: bool, *,
+               what: str = "") -> None:
+    """Transform ``chunks`` into the job's output and rejects blobs and record them (the output last)."""
+    if what:
+        ctx.event(what)
     out, rejects = ctx.tmp / "output.csv", ctx.tmp / "rejects.csv"
     started = time.monotonic()
     try:
-        result = run_transform(ctx.rt.blobs.iter_chunks(progress.source_key), gzip=progress.source_gzip,
-                               rules=rules, identifier_types=id_types, out_path=str(out),
-                               rejects_path=str(rejects), default_country=country, cancel_check=ctx.cancelled)
+        result = run_transform(chunks, gzip=gzip, rules=settings.rules, identifier_types=settings.id_types,
+                               out_path=str(out), rejects_path=str(rejects), default_country=settings.country,
+                               cancel_check=ctx.cancelled)
     except TransformCancelled:
         ctx.check_cancel(force=True)  # raises Cancelled or Interrupted, whichever stopped us
         raise Interrupted() from None
     rej_key = f"jobs/{ctx.job_id}/rejects.csv"
-    ctx.rt.blobs.put_file(rej_key, rejects)
+    ctx.rt.blobs.put_file(rej_key, rejects, move=True)
     counts = result.counts
-    if exceeds_threshold(result, threshold):
+    if exceeds_threshold(result, settings.threshold):
         def _rej(s: Session, job: Job) -> None:
             job.rejects_key = rej_key
             job.counts = {**job.counts, **{k: counts.get(k, 0) for k in COUNT_KEYS}}
         ctx.update(_rej)
         raise JobFailed(f"{counts['rejected']} of {counts['received']} rows were rejected, more than the share's "
-                        f"threshold of {threshold:.0%}; see the rejects file.")
+                        f"threshold of {settings.threshold:.0%}; see the rejects file.")
     out_key = f"jobs/{ctx.job_id}/output.csv"
-    info = ctx.rt.blobs.put_file(out_key, out)
+    # the transform hashed the output as it wrote it: a store that takes the file by rename reuses that
+    info = ctx.rt.blobs.put_file(out_key, out, move=True, sha256=result.out_sha256)
+    id_types = settings.id_types
 
     def _done(s: Session, job: Job) -> None:
         job.rejects_key, job.output_key = rej_key, out_key

@@ -53,6 +53,8 @@ class Fault:
     - ``delay``: sleep this long first (then answer ``status``, or handle normally when it is None);
     - ``drop_connection``: read part of the request, then close the socket without any answer;
     - ``drop_after_bytes``: answer normally but close the socket after this many body bytes;
+    - ``stall_after_bytes`` / ``stall``: answer normally, but pause ``stall`` seconds once this many
+      body bytes are sent (a slow producer: the reader has part of the body and waits for the rest);
     - ``forever``: the entry stays at the head of the script and answers every later call.
     """
 
@@ -63,6 +65,8 @@ class Fault:
     delay: float = 0.0
     drop_connection: bool = False
     drop_after_bytes: int | None = None
+    stall_after_bytes: int | None = None
+    stall: float = 0.0
     forever: bool = False
 
     def response(self) -> Response:
@@ -260,6 +264,8 @@ class ProtocolEndpoint(ReferenceEndpoint):
         record.status = response.status_code
         if fault is not None and fault.drop_after_bytes is not None:
             return _cut_after(response(environ, start_response), fault.drop_after_bytes, environ)
+        if fault is not None and fault.stall_after_bytes is not None:
+            return _stall_after(response(environ, start_response), fault.stall_after_bytes, fault.stall)
         return response(environ, start_response)
 
     def _answer(self, request: Request, fault: Fault | None) -> Response:
@@ -347,6 +353,18 @@ def _drop(environ) -> None:
     except OSError:
         pass
     raise ConnectionAbortedError("fault script dropped the connection")
+
+
+def _stall_after(body: Iterable[bytes], limit: int, pause: float) -> Iterator[bytes]:
+    sent, stalled = 0, False
+    for chunk in body:
+        if not stalled and sent + len(chunk) >= limit:
+            yield chunk[: limit - sent]
+            time.sleep(pause)
+            stalled, chunk = True, chunk[limit - sent:]
+        sent += len(chunk)
+        if chunk:
+            yield chunk
 
 
 def _cut_after(body: Iterable[bytes], limit: int, environ) -> Iterator[bytes]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
-import threading
 
 import pytest
 
@@ -20,30 +19,36 @@ from tests.faults.helpers import ROWS, members, setup_shares, sha, wait_all
 
 
 class DiskFull:
-    """While ``full``, writing a blob whose key matches ``pattern`` runs out of space halfway."""
+    """While ``full``, writing a blob whose key matches ``pattern`` runs out of space halfway.
+
+    The job's temp folder counts as another filesystem here (``_move`` fails with EXDEV), so a
+    finished output file is copied into the store, as with a blob folder on another disk, rather
+    than renamed (a rename writes no data and cannot run out of space)."""
 
     def __init__(self, monkeypatch, pattern: str):
         self.pattern, self.full, self.hits = pattern, True, []
-        local = threading.local()
-        put_stream, write_all = LocalBlobStore.put_stream, blobstore._write_all
+        keys: dict[int, str] = {}  # open temp file descriptor -> the key being written
+        writer, write_all = LocalBlobStore.writer, blobstore._write_all
 
-        def tracking_put_stream(store, key, chunks):
-            local.key = key
-            try:
-                return put_stream(store, key, chunks)
-            finally:
-                local.key = None
+        def tracking_writer(store, key):
+            w = writer(store, key)
+            keys[w.fd] = key
+            return w
 
         def filling_write_all(fd, data):
-            key = getattr(local, "key", None)
+            key = keys.get(fd)
             if self.full and data and key and fnmatch.fnmatchcase(key, self.pattern):
                 write_all(fd, bytes(data[: len(data) // 2]))  # part of it fits, then the disk is full
                 self.hits.append(key)
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return write_all(fd, data)
 
-        monkeypatch.setattr(LocalBlobStore, "put_stream", tracking_put_stream)
+        def other_filesystem(src, dst):
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+        monkeypatch.setattr(LocalBlobStore, "writer", tracking_writer)
         monkeypatch.setattr(blobstore, "_write_all", filling_write_all)
+        monkeypatch.setattr(blobstore, "_move", other_filesystem)
 
 
 def _leftovers(root) -> list[str]:

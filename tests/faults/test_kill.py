@@ -10,6 +10,8 @@ counts telling the same story.
 from __future__ import annotations
 
 import csv
+import gzip
+import json
 import sqlite3
 import time
 from collections import Counter
@@ -24,8 +26,8 @@ MAPPING = [{"source": "email", "target": "email_sha256", "transform": ["normaliz
            {"source": "country", "target": "country"}]
 
 # phase -> (source rows, consumer rows per request)
-SIZES = {"fetching": (9, 2), "transforming": (300_000, 100_000), "delivering": (9, 2),
-         "delivering_applied": (9, 2)}
+SIZES = {"fetching": (9, 2), "fetching_transforming": (300_000, 100_000), "transforming": (300_000, 100_000),
+         "delivering": (9, 2), "delivering_applied": (9, 2)}
 
 
 def _source(rows: int) -> str:
@@ -57,6 +59,9 @@ def test_sigkill_in_phase_finishes_exactly_once(tmp_path: Path, phase: str) -> N
     prod.write_audience("aud", _source(rows))
     if phase == "fetching":  # the first download hangs until after the kill
         prod.script("GET", "/audiences/aud/data", [Fault(delay=6.0)])
+    elif phase == "fetching_transforming":  # half the body arrives (and is transformed), then it stalls
+        half = len(gzip.compress(_source(rows).encode(), 6)) // 2
+        prod.script("GET", "/audiences/aud/data", [Fault(stall_after_bytes=half, stall=8.0)])
     elif phase == "delivering":  # part 2 hangs, then is refused: it never reaches the audience
         cons.script("POST", "/audiences/D/data", [None, Fault(delay=6.0, status=503)])
     elif phase == "delivering_applied":  # part 2 is applied by the consumer after the exchange died
@@ -74,8 +79,12 @@ def test_sigkill_in_phase_finishes_exactly_once(tmp_path: Path, phase: str) -> N
             job_id = api.share(audience_id=aud["id"], destination_id=c["id"], destination_audience="D",
                                mapping=MAPPING, mode="add")["last_job_id"]
 
-            state = "delivering" if phase.startswith("delivering") else phase
-            if phase == "fetching":
+            state = "delivering" if phase.startswith("delivering") else phase.split("_")[0]
+            if phase == "fetching_transforming":
+                _wait_for(lambda: any("as it arrives" in m for m in api.events(job_id)), 30,
+                          "the transform of the download")
+                time.sleep(1.0)  # the first half is in the transform's hands
+            elif phase == "fetching":
                 _wait_for(lambda: prod.requests_to("GET", "/audiences/aud/data"), 30, "the download")
             elif phase == "transforming":  # kill as soon as the poller sees the phase
                 _wait_for(lambda: api.job(job_id)["state"] not in ("queued", "fetching"), 60, "the transform")
@@ -84,7 +93,10 @@ def test_sigkill_in_phase_finishes_exactly_once(tmp_path: Path, phase: str) -> N
             server.kill()
             with sqlite3.connect(server.var_dir / "exchange.db") as db:
                 left = db.execute("SELECT state, lease_owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                progress = json.loads(db.execute("SELECT progress FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
             assert left[0] == state and left[1], left  # the crash left the job in its phase, leased
+            if phase == "fetching_transforming":  # neither the half-stored source nor a half output counts
+                assert not progress.get("source_key") and not progress.get("output_key"), progress
 
             server.start()
             api.base_url = server.url
@@ -106,7 +118,7 @@ def test_sigkill_in_phase_finishes_exactly_once(tmp_path: Path, phase: str) -> N
                 assert keys.count(keys[1]) == 2 and len(set(keys)) == parts
             else:
                 assert set(accepted.values()) == {1}, accepted
-            if phase == "fetching":
+            if phase in ("fetching", "fetching_transforming"):
                 assert len(prod.requests_to("GET", "/audiences/aud/data")) == 2
             if phase == "transforming":
                 # the fetched source was kept: the restart did not download it again

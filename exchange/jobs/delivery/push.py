@@ -21,6 +21,8 @@ from ..progress import Operation, read_progress, update_progress
 from ..states import event
 from .acks import await_ack
 
+GZIP_LEVEL = 1
+
 
 def deliver_push(ctx: Context) -> bool:
     """POST each operation in parts; returns False when the consumer will acknowledge later (202)."""
@@ -40,7 +42,8 @@ def deliver_push(ctx: Context) -> bool:
             if n <= first:
                 continue
             ctx.check_cancel()
-            payload = gzip_mod.compress(body, 5) if caps.gzip else body
+            # level 1: on hashed CSV 0.56 of the size against 0.545 at level 5, for a quarter of the CPU
+            payload = gzip_mod.compress(body, GZIP_LEVEL) if caps.gzip else body
 
             def attempt(n: int = n, payload: bytes = payload, op: Operation = op) -> requests.Response:
                 with ctx.rt.http() as http:

@@ -181,3 +181,60 @@ def test_purge_older_than(store: LocalBlobStore) -> None:
     assert files_under(store.root) == ["jobs/2/src", "keep/x"]
     with pytest.raises(ValueError, match="timezone"):
         store.purge_older_than("jobs/", datetime(2020, 1, 1))
+
+
+def test_writer_commits_everything_or_nothing(store: LocalBlobStore) -> None:
+    store.put_bytes("jobs/5/source.csv", b"old")
+    with store.writer("jobs/5/source.csv") as w:
+        w.write(b"a,b\n")
+        w.write(b"1,2\n")
+        assert store.open("jobs/5/source.csv").read() == b"old"  # nothing visible before the commit
+        info = w.commit()
+    assert info == BlobInfo("jobs/5/source.csv", 8, hashlib.sha256(b"a,b\n1,2\n").hexdigest())
+    assert store.open("jobs/5/source.csv").read() == b"a,b\n1,2\n"
+    with pytest.raises(ValueError):
+        w.write(b"more")  # a finished write takes no more bytes
+
+    with pytest.raises(RuntimeError), store.writer("jobs/5/source.csv") as w:
+        w.write(b"x" * (3 << 20))  # large enough to have reached the disk
+        raise RuntimeError("the download broke")
+    assert store.open("jobs/5/source.csv").read() == b"a,b\n1,2\n"  # the previous blob stays
+    assert files_under(store.root) == ["jobs/5/source.csv"]  # no temp file left
+
+    with store.writer("jobs/6/x") as w:
+        w.write(b"left without a commit")
+    assert not store.exists("jobs/6/x") and files_under(store.root) == ["jobs/5/source.csv"]
+
+
+def test_put_file_move_renames_and_reports_the_given_digest(store: LocalBlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "output.csv"
+    src.write_bytes(b"h\n1\n")
+    digest = hashlib.sha256(b"h\n1\n").hexdigest()
+    ino = src.stat().st_ino
+    info = store.put_file("jobs/7/output.csv", src, move=True, sha256=digest)
+    assert info == BlobInfo("jobs/7/output.csv", 4, digest)
+    assert not src.exists()  # taken, not copied
+    assert (store.root / "jobs/7/output.csv").stat().st_ino == ino
+    assert store.open("jobs/7/output.csv").read() == b"h\n1\n"
+
+    src.write_bytes(b"no digest given")
+    info = store.put_file("jobs/7/rejects.csv", src, move=True)
+    assert info.sha256 == hashlib.sha256(b"no digest given").hexdigest() and info.size == 15
+
+    src.write_bytes(b"kept")
+    assert store.put_file("jobs/7/copy.csv", src).size == 4 and src.read_bytes() == b"kept"  # a copy by default
+
+
+def test_put_file_move_across_filesystems_copies(store: LocalBlobStore, tmp_path: Path, monkeypatch) -> None:
+    from exchange.blobs import local
+
+    def exdev(src, dst):
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(local, "_move", exdev)
+    src = tmp_path / "output.csv"
+    src.write_bytes(b"h\n2\n")
+    info = store.put_file("jobs/8/output.csv", src, move=True, sha256="0" * 64)
+    # the copy hashes what it copies
+    assert info == BlobInfo("jobs/8/output.csv", 4, hashlib.sha256(b"h\n2\n").hexdigest())
+    assert store.open("jobs/8/output.csv").read() == b"h\n2\n"

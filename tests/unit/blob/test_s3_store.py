@@ -156,3 +156,33 @@ def test_builds_its_own_client_from_an_endpoint(s3_endpoint: str, client) -> Non
     store = S3BlobStore("exchange-blobs", "", endpoint_url=s3_endpoint)
     store.put_bytes("direct", b"ok")
     assert raw_keys(client) == ["direct"]
+
+
+def test_writer_multipart_commit_and_abort(store: S3BlobStore, client) -> None:
+    store.put_bytes("snap", b"old")
+    data = os.urandom(MIN_PART_SIZE + 1234)
+    with store.writer("snap") as w:
+        for i in range(0, len(data), 1 << 20):
+            w.write(data[i:i + (1 << 20)])
+        assert store.open("snap").read() == b"old"  # a part is uploaded, nothing visible yet
+        info = w.commit()
+    assert info == BlobInfo("snap", len(data), hashlib.sha256(data).hexdigest())
+    assert store.open("snap").read() == data
+
+    with pytest.raises(RuntimeError), store.writer("snap") as w:
+        w.write(os.urandom(MIN_PART_SIZE + 1))  # one part uploaded
+        raise RuntimeError("the download broke")
+    assert store.open("snap").read() == data  # the previous version stays
+    assert client.list_multipart_uploads(Bucket="exchange-blobs").get("Uploads", []) == []  # aborted
+
+    with store.writer("never") as w:
+        w.write(b"small, never committed")
+    assert not store.exists("never")
+
+
+def test_put_file_move_copies_and_hashes(store: S3BlobStore, tmp_path) -> None:
+    src = tmp_path / "output.csv"
+    src.write_bytes(b"h\n1\n")
+    info = store.put_file("jobs/1/output.csv", src, move=True, sha256="0" * 64)
+    assert info == BlobInfo("jobs/1/output.csv", 4, hashlib.sha256(b"h\n1\n").hexdigest())
+    assert store.open("jobs/1/output.csv").read() == b"h\n1\n"
