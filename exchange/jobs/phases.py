@@ -27,6 +27,7 @@ from ..errors import RetryableTransferError
 from ..identifiers import IDENTIFIER_TYPES
 from ..models import Job, utcnow
 from ..net import call_with_retries, parse_retry_after
+from ..transfer.blocks import POOL
 from ..transfer.pipeline import TransformCancelled, exceeds_threshold, run_transform
 from ..transfer.snapshot import compute_delta
 from .context import Context, Interrupted, JobFailed, JobRecords
@@ -49,6 +50,8 @@ def run(ctx: Context) -> None:
         state, progress = rec.job.state, rec.progress
     if state == "awaiting_consumer":
         return
+    if not progress.output_key:
+        POOL.prestart()  # the transform's block workers start (import) while the source is fetched
     if not progress.source_key and fetch(ctx) == "unchanged":
         return  # 'transformed' (a PULL source, fetched and transformed at once) leaves output_key set
     ctx.check_cancel(force=True)
