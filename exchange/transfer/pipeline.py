@@ -51,7 +51,7 @@ from exchange.transfer.rejects import RejectsWriter
 
 __all__ = ["BLOCK_BYTES", "TransformCancelled", "TransformResult", "exceeds_threshold", "run_transform"]
 
-BLOCK_BYTES = 2 << 20
+BLOCK_BYTES = 256 << 10  # ~8k rows: measured faster per row than 0.5-2 MiB (lists that fit in cache, fewer page faults)
 _MASK = (1 << 32) - 1
 _HEADER_SEARCH = 64 << 20  # bytes read while looking for the end of the header record
 
