@@ -258,6 +258,24 @@ def _phases(api: _Api, job_id: str) -> str:
     return ", ".join(out)
 
 
+def _wait_for_job_workers(var: Path, timeout: float = 30.0) -> int:
+    """Measure a running service, not its boot: wait until the job processes have started and bound
+    their wake sockets (``exchange.jobs.wakeup``), i.e. until their number holds still for 1 s."""
+    sys.path.insert(0, str(ROOT))
+    from exchange.jobs.wakeup import SUFFIX, wake_dir
+
+    folder, seen, since = wake_dir(var), -1, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = len(list(folder.glob(f"*{SUFFIX}"))) if folder.is_dir() else 0
+        if n != seen:
+            seen, since = n, time.monotonic()
+        elif n and time.monotonic() - since >= 1.0:
+            break
+        time.sleep(0.1)
+    return seen
+
+
 def _measure(sizes: list[int]) -> list[dict]:
     sys.path.insert(0, str(ROOT / "sample_data"))
     from generate import generate_rows
@@ -278,6 +296,7 @@ def _measure(sizes: list[int]) -> list[dict]:
             ex.cli("db", "upgrade")
             token = json.loads(ex.cli("accounts", "create", "bench", "--json").strip().splitlines()[-1])["api_key"]
             ex.start()
+            _wait_for_job_workers(ex.var)
             api = _Api(f"http://127.0.0.1:{ex.port}", token)
             attrs = ["first_name", "country"]
             pull_p = api.post("/v1/endpoints", {"name": "P-pull", "contact_url": f"http://127.0.0.1:{pport}",
