@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..logging_setup import configure as configure_logging
 from ..logging_setup import log_context
+from ..transfer.blocks import POOL as BLOCK_WORKERS
 from ..webhooks.dispatcher import dispatch_due
 from .leases import RUNNABLE, claim_next, release_dead_leases, renew_lease, worker_id
 from .runner import run_job
@@ -193,6 +194,7 @@ def _process_main(runtime_cls: type[Runtime], config: Config, stop: ProcessEvent
         os.nice(ProcessExecutor.NICE)
     except OSError:
         pass
+    BLOCK_WORKERS.enabled = True  # this process owns its children: keep the transform's workers warm
     rt = runtime_cls(config)
     try:
         work_loop(rt, f"{worker_id()}:{index}", stop, wake, poll=config.job_poll_seconds)

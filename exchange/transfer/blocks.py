@@ -18,9 +18,9 @@ row by the generated ``map_rows``. Both are checked against the plain reference 
 :class:`ProcessRunner` runs them in worker processes (``python -m exchange.transfer.blocks``)
 that talk pickles over their stdin/stdout. They are plain subprocesses, not multiprocessing
 children, so they can be started from daemonic job processes and Celery workers; a worker whose
-parent dies sees its stdin close and exits. Workers are kept in a per-process pool
-(:data:`POOL`) between transforms; all of them share one ``PYTHONHASHSEED`` because the dedupe
-partitions by ``hash``.
+parent dies sees its stdin close and exits. A process that owns its children (``exchange serve``'s
+job processes) enables :data:`POOL` to keep them between transforms; all workers share one
+``PYTHONHASHSEED`` because the dedupe partitions by ``hash``.
 """
 from __future__ import annotations
 
@@ -340,6 +340,11 @@ class _Pool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
+        # Workers are kept (and prestarted) only in processes that own their lifetime and ask for it
+        # (exchange serve's job processes); elsewhere — a Celery prefork child, a web thread, tests —
+        # they are stopped after each transform as before (a Celery child keeping idle children
+        # stalled the scaled kill -9 test).
+        self.enabled = False
         self._env: dict[str, str] | None = None
         self._started = 0
 
@@ -367,8 +372,9 @@ class _Pool:
             return out
 
     def give_back(self, workers: list[_Worker]) -> None:
-        """Keep workers waiting for a spec (up to twice the default count); stop the others."""
-        keep = max(default_workers() * 2, 2)
+        """Keep workers waiting for a spec (up to twice the default count, when :attr:`enabled`);
+        stop the others."""
+        keep = max(default_workers() * 2, 2) if self.enabled else 0
         with self._lock:
             for w in workers:
                 if len(self._idle) < keep and w.alive():
@@ -378,8 +384,10 @@ class _Pool:
 
     def prestart(self, n: int | None = None) -> None:
         """Have ``n`` (default: :func:`default_workers`) idle workers, started now: they import
-        while the caller goes on (a job process calls this before fetching its source)."""
-        self.give_back(self.take(default_workers() if n is None else n))
+        while the caller goes on (a job process calls this before fetching its source). Does
+        nothing unless the pool is :attr:`enabled`."""
+        if self.enabled:
+            self.give_back(self.take(default_workers() if n is None else n))
 
     def clear(self) -> None:
         with self._lock:

@@ -207,6 +207,7 @@ def test_workers_are_reused_between_transforms_and_never_after_a_failure(tmp_pat
     blocks.POOL.clear()
     mp = pytest.MonkeyPatch()
     mp.setattr(blocks.ProcessRunner, "__init__", init)
+    mp.setattr(blocks.POOL, "enabled", True)  # as in exchange serve's job processes
     try:
         first = _engine(tmp_path, body, RULES, gz=False, chunk=1 << 13, block_bytes=4096, workers=2)
         second = _engine(tmp_path, body, RULES, gz=False, chunk=1 << 13, block_bytes=4096, workers=2)
@@ -227,3 +228,6 @@ def test_workers_are_reused_between_transforms_and_never_after_a_failure(tmp_pat
         mp.undo()
     assert len(seen) == 4 and all(w.proc.poll() is not None for w in seen[3])
     assert blocks.POOL._idle == []
+    run_transform([body], gzip=False, rules=RULES, identifier_types=IDS, out_path=str(tmp_path / "o.csv"),
+                  rejects_path=str(tmp_path / "r.csv"), block_bytes=4096, workers=2)
+    assert blocks.POOL._idle == []  # a process that did not enable the pool keeps no idle workers
