@@ -185,7 +185,10 @@ def test_subscriber_failing_for_the_whole_window_is_disabled_then_redelivered(tm
         resp = live.post(f"/v1/webhooks/messages/{target['id']}/redeliver")
         assert resp.status_code == 202 and resp.json["status"] == "pending"
         _until(lambda: hooks.delivered()[target["id"]] == 1, 10, "the redelivered message")
-        assert live.get(f"/v1/webhooks/messages/{target['id']}").json["status"] == "delivered"
+        # the subscriber has it before the sender has recorded its answer: wait for the record too
+        _until(lambda: live.get(f"/v1/webhooks/messages/{target['id']}").json["status"] == "delivered", 10,
+               "the message to be recorded as delivered")
+        assert hooks.delivered()[target["id"]] == 1
         assert live.get("/v1/webhooks/messages/msg_nope").status_code == 404
         assert live.get("/v1/webhooks/subscribers/endpoint:nope/messages").status_code == 404
     finally:
